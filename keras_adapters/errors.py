@@ -1,0 +1,10 @@
+"""The one exception type for bad user input.
+
+Drivers catch it and print its message as a single line (no traceback), so the
+message must name the problem and the fix, e.g.
+``UserInputError("train.tsv line 7: 2 columns, MRPC needs 5 (check --data_dir)")``.
+"""
+
+
+class UserInputError(ValueError):
+  """Bad input from the user: a missing file, a malformed row, a wrong flag."""

@@ -1,0 +1,44 @@
+"""Loads a Model Garden TF2 encoder checkpoint (`tf.train.Checkpoint`)."""
+
+import json
+import os
+
+import tensorflow as tf
+import tf_keras
+from official.nlp.modeling import networks
+
+from keras_adapters.errors import UserInputError
+from keras_adapters.loaders.bert_weights import encoder_from_config
+from keras_adapters.networks.adapter_bert_encoder import build_encoder
+
+
+def load_model_garden_checkpoint(checkpoint, config_file):
+  """A `BertEncoderV2` restored from `checkpoint`.
+
+  Args:
+    checkpoint: a checkpoint prefix (or a directory with a `checkpoint` file)
+      saved as `tf.train.Checkpoint(encoder=encoder)`, as Model Garden's BERT
+      checkpoints are.
+    config_file: JSON of either `BertEncoderV2.get_config()` or Google's
+      `bert_config.json`.
+  """
+  if not os.path.isfile(config_file):
+    raise UserInputError(f"encoder config {config_file} not found")
+  with open(config_file, encoding="utf-8") as f:
+    config = json.load(f)
+  if os.path.isdir(checkpoint):
+    checkpoint = tf.train.latest_checkpoint(checkpoint) or checkpoint
+  if "num_hidden_layers" in config:
+    encoder = encoder_from_config(config)
+  else:
+    encoder = networks.BertEncoderV2(**config)
+  build_encoder(encoder)
+  try:
+    status = tf.train.Checkpoint(encoder=encoder).read(checkpoint)
+    status.assert_existing_objects_matched()
+  except (tf.errors.OpError, ValueError, AssertionError) as e:
+    first = str(e).strip().splitlines()[0][:200]
+    raise UserInputError(
+        f"cannot restore a Model Garden encoder from {checkpoint}: {first}; "
+        "check that the checkpoint and its config belong together") from None
+  return encoder

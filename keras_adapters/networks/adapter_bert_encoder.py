@@ -1,0 +1,86 @@
+"""BERT surgery: Model Garden's BertEncoderV2 with adapters in every block."""
+
+import tensorflow as tf
+import tf_keras
+from official.nlp.modeling import networks
+
+from keras_adapters.layers.adapter_transformer_block import AdapterTransformerBlock
+
+
+@tf_keras.utils.register_keras_serializable(package="keras_adapters")
+class AdapterBertEncoder(networks.BertEncoderV2):
+  """`BertEncoderV2` whose Transformer blocks are `AdapterTransformerBlock`s.
+
+  BertEncoderV2 has no hook for a custom block class, so this swaps each block
+  it made for an adapter block with the same configuration. Everything else
+  (embeddings, mask, pooler, outputs, checkpoint layout) is the parent's.
+  Use `add_adapters` to turn a pretrained encoder into one of these.
+  """
+
+  def __init__(self, adapter_size=64, adapter_init_scale=1e-3,
+               adapter_activation="gelu", **kwargs):
+    super().__init__(**kwargs)
+    self._transformer_layers = [
+        AdapterTransformerBlock(
+            adapter_size=adapter_size, adapter_init_scale=adapter_init_scale,
+            adapter_activation=adapter_activation,
+            return_attention_scores=kwargs.get("return_attention_scores", False),
+            **block.get_config())
+        for block in self._transformer_layers]
+    self._config.update(
+        adapter_size=adapter_size, adapter_init_scale=adapter_init_scale,
+        adapter_activation=adapter_activation)
+
+  @property
+  def adapters(self):
+    """All AdapterLayers, bottom block first (attention, then FFN)."""
+    return [a for block in self._transformer_layers for a in block.adapters]
+
+
+def build_encoder(encoder):
+  """Creates the variables of `encoder` by calling it on a dummy batch."""
+  ids = tf.zeros([1, 2], tf.int32)
+  encoder(dict(input_word_ids=ids, input_mask=ids + 1, input_type_ids=ids))
+  return encoder
+
+
+def _unscoped(variable):
+  return variable.name.split("/", 1)[1]
+
+
+def add_adapters(encoder, adapter_size=64, init_scale=1e-3, activation="gelu"):
+  """Returns an `AdapterBertEncoder` carrying `encoder`'s pretrained weights.
+
+  Args:
+    encoder: a Model Garden `BertEncoderV2` (pretrained).
+    adapter_size: the bottleneck size m of every adapter.
+    init_scale: std of the adapters' truncated-normal init; 0 makes the new
+      encoder compute exactly what `encoder` computes.
+    activation: the adapters' nonlinearity.
+
+  Example:
+
+  >>> from official.nlp.modeling import networks
+  >>> bert = networks.BertEncoderV2(vocab_size=100, hidden_size=16,
+  ...     num_layers=2, num_attention_heads=2, inner_dim=32)
+  >>> with_adapters = add_adapters(bert, adapter_size=4)
+  >>> len(with_adapters.adapters)
+  4
+  """
+  if not isinstance(encoder, networks.BertEncoderV2):
+    raise TypeError(f"add_adapters needs a BertEncoderV2, got {type(encoder)}")
+  build_encoder(encoder)
+  config = {k: v for k, v in encoder.get_config().items()
+            if not k.startswith("adapter_")}
+  new = build_encoder(AdapterBertEncoder(
+      adapter_size=adapter_size, adapter_init_scale=init_scale,
+      adapter_activation=activation, **config))
+  adapter_vars = {id(v) for a in new.adapters for v in a.weights}
+  targets = {_unscoped(v): v for v in new.weights if id(v) not in adapter_vars}
+  sources = {_unscoped(v): v for v in encoder.weights}
+  if targets.keys() != sources.keys():
+    raise ValueError("add_adapters: variables differ: "
+                     f"{sorted(targets.keys() ^ sources.keys())[:5]}")
+  for name, source in sources.items():
+    targets[name].assign(source)
+  return new
