@@ -1,0 +1,1 @@
+"""Data: GLUE/generic readers (glue.py) and BERT input pipelines (features.py)."""
