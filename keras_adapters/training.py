@@ -1,0 +1,121 @@
+"""Plumbing shared by the drivers: strategy, optimizer, resumable `fit`."""
+
+import math
+import os
+import tempfile
+
+import tensorflow as tf
+import tf_keras
+from official.nlp import optimization
+
+from keras_adapters.errors import UserInputError
+
+# Used when --learning_rate is not given: the paper sweeps adapters over
+# {3e-4, 1e-3, 3e-3} and full fine-tuning over {2e-5, 5e-5, 1e-4}.
+DEFAULT_LEARNING_RATES = dict(adapter=1e-3, layer_norm=1e-3, head=1e-3,
+                              top_k=1e-4, full=5e-5)
+
+
+def get_strategy(use_tpu=False, tpu_name=None, tpu_zone=None,
+                 gcp_project=None):
+  """TPU if asked, multi-worker if TF_CONFIG is set, mirrored if several
+  local accelerators or logical CPUs, else the default strategy."""
+  if use_tpu or tpu_name:
+    try:
+      resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+          tpu=tpu_name, zone=tpu_zone, project=gcp_project)
+      tf.config.experimental_connect_to_cluster(resolver)
+      tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, tf.errors.OpError, RuntimeError) as e:
+      raise UserInputError(
+          f"no TPU reachable (tpu_name={tpu_name!r}, zone={tpu_zone!r}): "
+          f"{str(e).splitlines()[0][:160]}; check --tpu_name/--tpu_zone/"
+          "--gcp_project or drop --use_tpu") from None
+    return tf.distribute.TPUStrategy(resolver)
+  if os.environ.get("TF_CONFIG"):
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  devices = (tf.config.list_logical_devices("GPU") or
+             tf.config.list_logical_devices("CPU"))
+  if len(devices) > 1:
+    return tf.distribute.MirroredStrategy([d.name for d in devices])
+  return tf.distribute.get_strategy()
+
+
+def create_optimizer(learning_rate, num_train_steps, warmup_proportion):
+  """Google BERT's AdamW: linear warmup, linear decay to 0, weight decay 0.01
+  except LayerNorm and biases, global-norm clipping at 1.0 (Model Garden)."""
+  return optimization.create_optimizer(
+      init_lr=learning_rate, num_train_steps=num_train_steps,
+      num_warmup_steps=int(num_train_steps * warmup_proportion),
+      optimizer_type="adamw")
+
+
+class _CheckpointEvery(tf_keras.callbacks.Callback):
+  """Saves every `every` steps and at `total`, where training stops."""
+
+  def __init__(self, manager, every, total):
+    super().__init__()
+    self.manager, self.every, self.total = manager, every, total
+
+  def on_train_batch_end(self, batch, logs=None):
+    step = int(self.model.optimizer.iterations.numpy())
+    if logs and not math.isfinite(logs.get("loss", 0.0)):
+      raise UserInputError(
+          f"loss became {logs['loss']} at step {step}; the last good "
+          f"checkpoint is kept in {self.manager.directory}. Lower "
+          "--learning_rate")
+    if step % self.every == 0 or step >= self.total:
+      self.manager.save(checkpoint_number=step)
+    if step >= self.total:
+      self.model.stop_training = True
+
+
+def checkpoint_manager(model, output_dir):
+  checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+  return tf.train.CheckpointManager(
+      checkpoint, os.path.join(output_dir, "checkpoints"), max_to_keep=3)
+
+
+def restore_latest(model, output_dir):
+  """Restores the newest checkpoint in output_dir; returns its step or 0."""
+  manager = checkpoint_manager(model, output_dir)
+  if manager.latest_checkpoint:
+    manager.checkpoint.restore(manager.latest_checkpoint).expect_partial()
+    return int(model.optimizer.iterations.numpy())
+  return 0
+
+
+def fit_resumable(model, make_dataset, steps_per_epoch, total_steps,
+                  output_dir, save_checkpoints_steps):
+  """`model.fit` for `total_steps` steps that resumes from output_dir.
+
+  `make_dataset(skip)` must return the repeated training dataset positioned
+  `skip` batches in, so a resumed run sees the same batches as an unbroken one.
+  """
+  manager = checkpoint_manager(model, output_dir)
+  start = restore_latest(model, output_dir)
+  if start >= total_steps:
+    print(f"Training already finished at step {start} (checkpoint in "
+          f"{manager.directory}).")
+    return start
+  if start:
+    print(f"Resuming from {manager.latest_checkpoint} at step {start}.")
+  epochs = math.ceil(total_steps / steps_per_epoch)
+  model.fit(
+      make_dataset(start), epochs=epochs, steps_per_epoch=steps_per_epoch,
+      initial_epoch=start // steps_per_epoch, verbose=1 if os.isatty(1) else 2,
+      callbacks=[
+          _CheckpointEvery(manager, save_checkpoints_steps, total_steps),
+          tf_keras.callbacks.TensorBoard(os.path.join(output_dir, "logs"),
+                                         update_freq=50),
+      ])
+  return int(model.optimizer.iterations.numpy())
+
+
+def write_atomically(path, text):
+  """Writes `text` to `path` via a temp file + rename."""
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
+                             suffix=".tmp")
+  with os.fdopen(fd, "w", encoding="utf-8") as f:
+    f.write(text)
+  os.replace(tmp, path)

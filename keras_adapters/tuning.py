@@ -1,0 +1,82 @@
+"""Which variables train: the fine-tuning modes, and the parameter count.
+
+Modes (the paper's baselines beside adapters):
+  adapter     adapters + every LayerNorm (incl. the embedding LN) + head
+  full        everything
+  top_k       the top `top_k_layers` Transformer blocks + head
+  layer_norm  every LayerNorm + head
+  head        the head only (feature-based)
+
+The "head" is everything outside the encoder plus the encoder's pooler: the
+default model's pooler was never trained, so every mode trains it.
+"""
+
+import tf_keras
+
+from keras_adapters.errors import UserInputError
+from keras_adapters.networks.adapter_bert_encoder import AdapterBertEncoder
+from keras_adapters.networks.adapter_bert_encoder import add_adapters
+
+FINE_TUNE_MODES = ("adapter", "full", "top_k", "layer_norm", "head")
+
+
+def prepare_encoder(encoder, mode, adapter_size=64, init_scale=1e-3):
+  """Adds adapters to a pretrained encoder when `mode` is "adapter"."""
+  if mode not in FINE_TUNE_MODES:
+    raise UserInputError(f"unknown fine_tune_mode {mode!r}; choose one of "
+                         f"{', '.join(FINE_TUNE_MODES)}")
+  if mode != "adapter":
+    return encoder
+  if adapter_size < 1:
+    raise UserInputError(f"adapter_size must be >= 1, got {adapter_size}")
+  return add_adapters(encoder, adapter_size, init_scale)
+
+
+def _leaves(layer):
+  return [l for l in layer._flatten_layers(include_self=True)
+          if not list(l._flatten_layers(include_self=False))]
+
+
+def set_fine_tune_mode(model, encoder, mode, top_k_layers=1):
+  """Sets `trainable` on the leaf layers of `model` for `mode`."""
+  if mode not in FINE_TUNE_MODES:
+    raise UserInputError(f"unknown fine_tune_mode {mode!r}; choose one of "
+                         f"{', '.join(FINE_TUNE_MODES)}")
+  blocks = encoder.transformer_layers
+  if mode == "top_k" and not 1 <= top_k_layers <= len(blocks):
+    raise UserInputError(f"top_k_layers must be in 1..{len(blocks)}, "
+                         f"got {top_k_layers}")
+  if mode == "adapter" and not isinstance(encoder, AdapterBertEncoder):
+    raise UserInputError("fine_tune_mode=adapter needs an encoder with "
+                         "adapters (see add_adapters)")
+  model.trainable = True
+  if mode == "full":
+    return model
+  train = set(map(id, _leaves(encoder.pooler_layer)))
+  if mode in ("adapter", "layer_norm"):
+    train |= {id(l) for l in _leaves(encoder)
+              if isinstance(l, tf_keras.layers.LayerNormalization)}
+  if mode == "adapter":
+    train |= {id(l) for a in encoder.adapters for l in _leaves(a)}
+  if mode == "top_k":
+    train |= {id(l) for b in blocks[-top_k_layers:] for l in _leaves(b)}
+  for leaf in _leaves(encoder):
+    leaf.trainable = id(leaf) in train
+  return model
+
+
+def parameter_report(model, encoder):
+  """Counts of backbone, adapter and trained parameters (per task)."""
+  adapters = getattr(encoder, "adapters", [])
+  adapter_params = sum(a.count_params() for a in adapters)
+  backbone = encoder.count_params() - adapter_params
+  trainable = sum(v.shape.num_elements() for v in model.trainable_variables)
+  return dict(backbone_params=backbone, adapter_params=adapter_params,
+              trainable_params=trainable, total_params=model.count_params(),
+              trainable_percent=100.0 * trainable / backbone)
+
+
+def format_parameter_report(report):
+  return ("Parameters: backbone {backbone_params:,} | adapters "
+          "{adapter_params:,} | trained per task {trainable_params:,} "
+          "({trainable_percent:.2f}% of the backbone)").format(**report)

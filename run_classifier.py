@@ -1,0 +1,247 @@
+"""Adapter tuning of BERT on GLUE and other sentence(-pair) tasks.
+
+Mirrors the flags of Google BERT's run_classifier.py. Example:
+
+  python run_classifier.py --task_name=MRPC --do_train --do_eval \
+    --data_dir=../shared/data/glue_data/MRPC --output_dir=/tmp/mrpc
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+from keras_adapters.errors import UserInputError
+
+flags.DEFINE_string("task_name", None, "GLUE task (cola, sst-2, mrpc, sts-b, "
+                    "qqp, mnli, mnli-mm, qnli, rte, wnli) or 'generic'.")
+flags.DEFINE_string("data_dir", None, "Directory with train/dev/test files.")
+flags.DEFINE_string("output_dir", None, "Checkpoints, logs, results, pack.")
+flags.DEFINE_string("preset", "all-MiniLM-L6-v2", "Pretrained model used when "
+                    "no checkpoint or hub module is given.")
+flags.DEFINE_string("bert_config_file", None, "Google bert_config.json (or a "
+                    "Model Garden encoder config JSON) for --init_checkpoint.")
+flags.DEFINE_string("init_checkpoint", None, "Google TF1 BERT or Model Garden "
+                    "TF2 checkpoint, or a safetensors BERT directory.")
+flags.DEFINE_string("hub_module", None, "TF Hub BERT SavedModel dir/handle.")
+flags.DEFINE_string("vocab_file", None, "Defaults to the model's vocab.txt.")
+flags.DEFINE_bool("do_lower_case", None, "Defaults to the model's casing.")
+flags.DEFINE_integer("max_seq_length", 128, "Wordpieces per example, padded.")
+flags.DEFINE_bool("do_train", False, "Train.")
+flags.DEFINE_bool("do_eval", False, "Evaluate on dev; writes eval_results.txt.")
+flags.DEFINE_bool("do_predict", False, "Predict test; writes test_results.tsv.")
+flags.DEFINE_integer("train_batch_size", 32, "Global training batch size.")
+flags.DEFINE_integer("eval_batch_size", 32, "Evaluation batch size.")
+flags.DEFINE_integer("predict_batch_size", 32, "Prediction batch size.")
+flags.DEFINE_float("learning_rate", None, "Peak Adam learning rate; default "
+                   "depends on --fine_tune_mode (adapter 1e-3, full 5e-5, "
+                   "top_k 1e-4, layer_norm/head 1e-3).")
+flags.DEFINE_float("num_train_epochs", 3.0, "Training epochs.")
+flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps with linear "
+                   "learning-rate warmup.")
+flags.DEFINE_integer("save_checkpoints_steps", 1000, "Checkpoint interval.")
+flags.DEFINE_bool("use_tpu", False, "Train on Cloud TPU.")
+flags.DEFINE_string("tpu_name", None, "Cloud TPU name or grpc:// address.")
+flags.DEFINE_string("tpu_zone", None, "GCE zone of the TPU.")
+flags.DEFINE_string("gcp_project", None, "GCP project of the TPU.")
+flags.DEFINE_integer("num_tpu_cores", 8, "TPU cores (informational: taken "
+                     "from the TPU system itself).")
+flags.DEFINE_enum("fine_tune_mode", "adapter",
+                  ["adapter", "full", "top_k", "layer_norm", "head"],
+                  "What trains (see keras_adapters/tuning.py).")
+flags.DEFINE_integer("adapter_size", 64, "Adapter bottleneck size m.")
+flags.DEFINE_float("adapter_init_scale", 1e-3, "Std of the adapters' init.")
+flags.DEFINE_integer("top_k_layers", 1, "Blocks trained in top_k mode.")
+flags.DEFINE_integer("seed", 42, "Random seed (init, dropout, data order).")
+flags.DEFINE_string("text_a_column", "0", "generic task: column (name/index).")
+flags.DEFINE_string("text_b_column", None, "generic task: second text column.")
+flags.DEFINE_string("label_column", "1", "generic task: label column.")
+flags.DEFINE_list("label_list", None, "generic task: labels (else inferred).")
+flags.DEFINE_bool("regression", False, "generic task: float labels.")
+FLAGS = flags.FLAGS
+
+# File names the GLUE leaderboard expects in a submission zip.
+GLUE_SUBMISSION_NAMES = {
+    "cola": "CoLA", "sst-2": "SST-2", "mrpc": "MRPC", "sts-b": "STS-B",
+    "qqp": "QQP", "mnli": "MNLI-m", "mnli-mm": "MNLI-mm", "qnli": "QNLI",
+    "rte": "RTE", "wnli": "WNLI"}
+
+
+def _column(value):
+  return int(value) if value is not None and value.isdigit() else value
+
+
+def _processor():
+  from keras_adapters.data import glue
+  if (FLAGS.task_name or "").lower() not in ("generic", "csv"):
+    return glue.get_processor(FLAGS.task_name)
+  return glue.get_processor(
+      FLAGS.task_name, text_a_column=_column(FLAGS.text_a_column),
+      text_b_column=_column(FLAGS.text_b_column),
+      label_column=_column(FLAGS.label_column), label_list=FLAGS.label_list,
+      is_regression=FLAGS.regression)
+
+
+def _check_flags():
+  if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
+    raise UserInputError("nothing to do: pass --do_train, --do_eval and/or "
+                         "--do_predict")
+  for name in ("task_name", "data_dir", "output_dir"):
+    if not getattr(FLAGS, name):
+      raise UserInputError(f"--{name} is required")
+  if not os.path.isdir(FLAGS.data_dir):
+    raise UserInputError(f"--data_dir {FLAGS.data_dir} is not a directory")
+  if FLAGS.num_train_epochs <= 0 or FLAGS.train_batch_size < 1:
+    raise UserInputError("--num_train_epochs and --train_batch_size must be "
+                         "positive")
+  try:
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    probe = os.path.join(FLAGS.output_dir, ".write_test")
+    open(probe, "w").close()
+    os.remove(probe)
+  except OSError as e:
+    raise UserInputError(f"--output_dir {FLAGS.output_dir} is not writable "
+                         f"({e.strerror})") from None
+
+
+def _results_text(metrics, step):
+  lines = [f"eval_{k} = {v:.6f}" for k, v in sorted(metrics.items())]
+  return "\n".join(lines + [f"global_step = {step}"]) + "\n"
+
+
+def run():
+  _check_flags()
+  processor = _processor()
+  # Read (and so validate) every file needed before any slow work starts.
+  examples = {}
+  if FLAGS.do_train:
+    examples["train"] = processor.get_examples(FLAGS.data_dir, "train")
+  if FLAGS.do_eval:
+    examples["dev"] = processor.get_examples(FLAGS.data_dir, "dev")
+  if FLAGS.do_predict:
+    examples["test"] = processor.get_examples(FLAGS.data_dir, "test")
+  labels = processor.labels
+
+  import numpy as np
+  import tensorflow as tf
+  import tf_keras
+  from keras_adapters import adapter_pack, metrics, training, tuning
+  from keras_adapters.classifier import build_classifier
+  from keras_adapters.data.features import make_dataset
+  from keras_adapters.data.features import steps_per_epoch as count_steps
+  from keras_adapters.loaders import load_pretrained
+
+  tf_keras.utils.set_random_seed(FLAGS.seed)
+  strategy = training.get_strategy(FLAGS.use_tpu, FLAGS.tpu_name,
+                                   FLAGS.tpu_zone, FLAGS.gcp_project)
+  with strategy.scope():
+    pretrained = load_pretrained(
+        preset=FLAGS.preset, bert_config_file=FLAGS.bert_config_file,
+        init_checkpoint=FLAGS.init_checkpoint, hub_module=FLAGS.hub_module,
+        vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
+    num_classes = 1 if processor.is_regression else len(labels)
+    model, encoder = build_classifier(
+        pretrained.encoder, num_classes, FLAGS.fine_tune_mode,
+        FLAGS.adapter_size, FLAGS.adapter_init_scale, FLAGS.top_k_layers)
+    steps_per_epoch = count_steps(len(examples.get("train", [None])),
+                                  FLAGS.train_batch_size, drop_remainder=True)
+    if FLAGS.do_train and steps_per_epoch == 0:
+      raise UserInputError(f"{len(examples['train'])} training examples are "
+                           "fewer than one batch; lower --train_batch_size")
+    total_steps = max(1, int(steps_per_epoch * FLAGS.num_train_epochs))
+    learning_rate = (FLAGS.learning_rate or
+                     training.DEFAULT_LEARNING_RATES[FLAGS.fine_tune_mode])
+    if processor.is_regression:
+      loss, train_metrics = tf_keras.losses.MeanSquaredError(), []
+    else:
+      loss = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+      train_metrics = ["accuracy"]
+    model.compile(optimizer=training.create_optimizer(
+        learning_rate, total_steps, FLAGS.warmup_proportion),
+                  loss=loss, metrics=train_metrics)
+  print(f"Model: {pretrained.description}; fine_tune_mode="
+        f"{FLAGS.fine_tune_mode}; learning_rate={learning_rate}")
+  print(tuning.format_parameter_report(tuning.parameter_report(model,
+                                                               encoder)))
+
+  def dataset(split, batch_size, training_=False, skip=0):
+    ds = make_dataset(
+        examples[split], vocab_file=pretrained.vocab_file,
+        do_lower_case=pretrained.do_lower_case,
+        max_seq_length=FLAGS.max_seq_length, label_list=labels,
+        is_regression=processor.is_regression, batch_size=batch_size,
+        is_training=training_, seed=FLAGS.seed, drop_remainder=training_,
+        repeat=training_)
+    return ds.skip(skip) if skip else ds
+
+  step = 0
+  if FLAGS.do_train:
+    step = training.fit_resumable(
+        model, lambda skip: dataset("train", FLAGS.train_batch_size, True,
+                                    skip),
+        steps_per_epoch, total_steps, FLAGS.output_dir,
+        min(FLAGS.save_checkpoints_steps, total_steps))
+    pack_path = os.path.join(FLAGS.output_dir, "adapter_pack.npz")
+    adapter_pack.save_adapter_pack(pack_path, model, encoder, dict(
+        task_name=processor.name, labels=labels,
+        is_regression=processor.is_regression,
+        fine_tune_mode=FLAGS.fine_tune_mode, adapter_size=FLAGS.adapter_size,
+        top_k_layers=FLAGS.top_k_layers, max_seq_length=FLAGS.max_seq_length,
+        model=pretrained.description))
+    print(f"Saved the trained variables to {pack_path}")
+  else:
+    step = training.restore_latest(model, FLAGS.output_dir)
+    if not step:
+      raise UserInputError(f"no checkpoint in {FLAGS.output_dir}/checkpoints;"
+                           " train first (--do_train)")
+
+  def predict(split, batch_size):
+    outputs = model.predict(dataset(split, batch_size), verbose=0)
+    return outputs[:, 0] if processor.is_regression else outputs
+
+  if FLAGS.do_eval:
+    outputs = predict("dev", FLAGS.eval_batch_size)
+    gold = [e.label for e in examples["dev"]]
+    if processor.is_regression:
+      gold, predicted = np.array(gold, dtype=float), outputs
+    else:
+      gold = np.array([labels.index(g) for g in gold])
+      predicted = outputs.argmax(-1)
+    result = metrics.compute_metrics(processor, gold, predicted)
+    path = os.path.join(FLAGS.output_dir, "eval_results.txt")
+    training.write_atomically(path, _results_text(result, step))
+    print(f"***** Eval results ({len(gold)} dev examples) -> {path}")
+    print(_results_text(result, step), end="")
+
+  if FLAGS.do_predict:
+    outputs = predict("test", FLAGS.predict_batch_size)
+    if processor.is_regression:
+      rows = [f"{x:.6f}" for x in outputs]
+      submission = [f"{x:.3f}" for x in outputs]
+    else:
+      probabilities = tf.nn.softmax(outputs).numpy()
+      rows = ["\t".join(f"{p:.6f}" for p in row) for row in probabilities]
+      submission = [labels[i] for i in probabilities.argmax(-1)]
+    training.write_atomically(
+        os.path.join(FLAGS.output_dir, "test_results.tsv"),
+        "\n".join(rows) + "\n")
+    glue_file = os.path.join(
+        FLAGS.output_dir, GLUE_SUBMISSION_NAMES.get(processor.name, "generic")
+        + ".tsv")
+    training.write_atomically(glue_file, "index\tprediction\n" + "".join(
+        f"{i}\t{p}\n" for i, p in enumerate(submission)))
+    print(f"Wrote test_results.tsv and {glue_file}")
+
+
+def main(argv):
+  del argv
+  try:
+    run()
+  except UserInputError as e:
+    print(f"run_classifier.py: error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  app.run(main)
