@@ -9,7 +9,10 @@ Mirrors the flags of Google BERT's run_classifier.py. Example:
 import os
 import sys
 
-from absl import app
+# TF's C++ INFO/WARNING lines would bury the one-line errors; TF_CPP_MIN_LOG_LEVEL=0 brings them back.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
 from keras_adapters.errors import UserInputError
@@ -53,6 +56,10 @@ flags.DEFINE_enum("fine_tune_mode", "adapter",
 flags.DEFINE_integer("adapter_size", 64, "Adapter bottleneck size m.")
 flags.DEFINE_float("adapter_init_scale", 1e-3, "Std of the adapters' init.")
 flags.DEFINE_integer("top_k_layers", 1, "Blocks trained in top_k mode.")
+flags.DEFINE_string("adapter_pack", None, "Without --do_train: evaluate/"
+                    "predict with this pack (adapter_pack.npz of an earlier "
+                    "run) on the backbone instead of output_dir's checkpoint; "
+                    "its fine_tune_mode/adapter_size/top_k_layers are used.")
 flags.DEFINE_integer("seed", 42, "Random seed (init, dropout, data order).")
 flags.DEFINE_string("text_a_column", "0", "generic task: column (name/index).")
 flags.DEFINE_string("text_b_column", None, "generic task: second text column.")
@@ -105,6 +112,22 @@ def _check_flags():
                          f"({e.strerror})") from None
 
 
+def _use_pack_config(labels):
+  """Builds the model as the pack's training run did."""
+  from keras_adapters.adapter_pack import read_pack
+  if FLAGS.do_train:
+    raise UserInputError("--adapter_pack is for evaluation/prediction; drop "
+                         "it or --do_train")
+  config, _ = read_pack(FLAGS.adapter_pack)
+  if config.get("labels") != labels:
+    raise UserInputError(f"{FLAGS.adapter_pack} was trained with labels "
+                         f"{config.get('labels')}, task {FLAGS.task_name} has "
+                         f"{labels}; use the pack of this task")
+  for name in ("fine_tune_mode", "adapter_size", "top_k_layers"):
+    if name in config:
+      setattr(FLAGS, name, config[name])
+
+
 def _results_text(metrics, step):
   lines = [f"eval_{k} = {v:.6f}" for k, v in sorted(metrics.items())]
   return "\n".join(lines + [f"global_step = {step}"]) + "\n"
@@ -122,6 +145,8 @@ def run():
   if FLAGS.do_predict:
     examples["test"] = processor.get_examples(FLAGS.data_dir, "test")
   labels = processor.labels
+  if FLAGS.adapter_pack:
+    _use_pack_config(labels)
 
   import numpy as np
   import tensorflow as tf
@@ -190,6 +215,8 @@ def run():
         top_k_layers=FLAGS.top_k_layers, max_seq_length=FLAGS.max_seq_length,
         model=pretrained.description))
     print(f"Saved the trained variables to {pack_path}")
+  elif FLAGS.adapter_pack:
+    adapter_pack.load_adapter_pack(FLAGS.adapter_pack, model, encoder)
   else:
     step = training.restore_latest(model, FLAGS.output_dir)
     if not step:
