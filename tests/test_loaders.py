@@ -283,6 +283,10 @@ def test_safetensors_errors(minilm_dir, tmp_path):
               bad / "config.json")
   _raises(r"intermediate/dense/kernel has shape \[384, 1536\] but the config "
           r"needs \[384, 1024\]", load_safetensors_bert, str(bad))
+  shutil.copy(_config_variant(tmp_path, source, num_hidden_layers=5),
+              bad / "config.json")
+  _raises("has 16 BERT weights the config lacks.*layer_5", load_safetensors_bert,
+          str(bad))
 
 
 def test_model_garden_errors(mg_dir, tmp_path):
@@ -291,9 +295,13 @@ def test_model_garden_errors(mg_dir, tmp_path):
           str(mg_dir / "encoder"), str(tmp_path / "nope.json"))
   _raises("cannot restore .*missing", load_model_garden_checkpoint,
           str(tmp_path / "missing"), config)
+  for layers in (5, 7):  # restore() alone would accept 5 of 6 layers
+    _raises(f"has 6 Transformer layers but the config has {layers}",
+            load_model_garden_checkpoint, str(mg_dir / "encoder"),
+            _config_variant(tmp_path, config, num_layers=layers))
   _raises("cannot restore .*belong together", load_model_garden_checkpoint,
           str(mg_dir / "encoder"),
-          _config_variant(tmp_path, config, num_layers=7))
+          _config_variant(tmp_path, config, inner_dim=1024))
 
 
 def test_hub_errors(tmp_path):

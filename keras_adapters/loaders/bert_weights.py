@@ -106,6 +106,12 @@ def assign_bert_weights(encoder, weights, source="checkpoint"):
   build_encoder(encoder)
   targets = _encoder_variables(encoder)
   missing = [n for n in targets if n not in weights and "pooler" not in n]
+  extra = sorted(n for n in weights if n.startswith("bert/") and
+                 n not in targets)
+  if extra:
+    raise UserInputError(
+        f"{source} has {len(extra)} BERT weights the config lacks (first: "
+        f"{extra[0]}); the config does not match the checkpoint (layer count?)")
   if missing:
     raise UserInputError(
         f"{source} lacks {len(missing)} BERT weights (first: {missing[0]}); "
