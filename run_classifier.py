@@ -7,7 +7,6 @@ Mirrors the flags of Google BERT's run_classifier.py. Example:
 """
 
 import os
-import sys
 
 # TF's C++ INFO/WARNING lines would bury the one-line errors; TF_CPP_MIN_LOG_LEVEL=0 brings them back.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -15,52 +14,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
+from keras_adapters import driver_flags
 from keras_adapters.errors import UserInputError
 
+driver_flags.define_common_flags("Checkpoints, logs, results, adapter pack.")
 flags.DEFINE_string("task_name", None, "GLUE task (cola, sst-2, mrpc, sts-b, "
                     "qqp, mnli, mnli-mm, qnli, rte, wnli) or 'generic'.")
 flags.DEFINE_string("data_dir", None, "Directory with train/dev/test files.")
-flags.DEFINE_string("output_dir", None, "Checkpoints, logs, results, pack.")
-flags.DEFINE_string("preset", "all-MiniLM-L6-v2", "Pretrained model used when "
-                    "no checkpoint or hub module is given.")
-flags.DEFINE_string("bert_config_file", None, "Google bert_config.json (or a "
-                    "Model Garden encoder config JSON) for --init_checkpoint.")
-flags.DEFINE_string("init_checkpoint", None, "Google TF1 BERT or Model Garden "
-                    "TF2 checkpoint, or a safetensors BERT directory.")
-flags.DEFINE_string("hub_module", None, "TF Hub BERT SavedModel dir/handle.")
-flags.DEFINE_string("vocab_file", None, "Defaults to the model's vocab.txt.")
-flags.DEFINE_bool("do_lower_case", None, "Defaults to the model's casing.")
 flags.DEFINE_integer("max_seq_length", 128, "Wordpieces per example, padded.")
-flags.DEFINE_bool("do_train", False, "Train.")
 flags.DEFINE_bool("do_eval", False, "Evaluate on dev; writes eval_results.txt.")
 flags.DEFINE_bool("do_predict", False, "Predict test; writes test_results.tsv.")
-flags.DEFINE_integer("train_batch_size", 32, "Global training batch size.")
 flags.DEFINE_integer("eval_batch_size", 32, "Evaluation batch size.")
 flags.DEFINE_integer("predict_batch_size", 32, "Prediction batch size.")
-flags.DEFINE_float("learning_rate", None, "Peak Adam learning rate; default "
-                   "depends on --fine_tune_mode (adapter 1e-3, full 5e-5, "
-                   "top_k 1e-4, layer_norm/head 1e-3).")
-flags.DEFINE_float("num_train_epochs", 3.0, "Training epochs.")
-flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps with linear "
-                   "learning-rate warmup.")
-flags.DEFINE_integer("save_checkpoints_steps", 1000, "Checkpoint interval.")
-flags.DEFINE_bool("use_tpu", False, "Train on Cloud TPU.")
-flags.DEFINE_string("tpu_name", None, "Cloud TPU name or grpc:// address.")
-flags.DEFINE_string("tpu_zone", None, "GCE zone of the TPU.")
-flags.DEFINE_string("gcp_project", None, "GCP project of the TPU.")
-flags.DEFINE_integer("num_tpu_cores", 8, "TPU cores (informational: taken "
-                     "from the TPU system itself).")
-flags.DEFINE_enum("fine_tune_mode", "adapter",
-                  ["adapter", "full", "top_k", "layer_norm", "head"],
-                  "What trains (see keras_adapters/tuning.py).")
-flags.DEFINE_integer("adapter_size", 64, "Adapter bottleneck size m.")
-flags.DEFINE_float("adapter_init_scale", 1e-3, "Std of the adapters' init.")
-flags.DEFINE_integer("top_k_layers", 1, "Blocks trained in top_k mode.")
 flags.DEFINE_string("adapter_pack", None, "Without --do_train: evaluate/"
                     "predict with this pack (adapter_pack.npz of an earlier "
                     "run) on the backbone instead of output_dir's checkpoint; "
                     "its fine_tune_mode/adapter_size/top_k_layers are used.")
-flags.DEFINE_integer("seed", 42, "Random seed (init, dropout, data order).")
 flags.DEFINE_string("text_a_column", "0", "generic task: column (name/index).")
 flags.DEFINE_string("text_b_column", None, "generic task: second text column.")
 flags.DEFINE_string("label_column", "1", "generic task: label column.")
@@ -81,7 +50,7 @@ def _column(value):
 
 def _processor():
   from keras_adapters.data import glue
-  if (FLAGS.task_name or "").lower() not in ("generic", "csv"):
+  if glue.canonical_task_name(FLAGS.task_name) != "generic":
     return glue.get_processor(FLAGS.task_name)
   return glue.get_processor(
       FLAGS.task_name, text_a_column=_column(FLAGS.text_a_column),
@@ -102,14 +71,7 @@ def _check_flags():
   if FLAGS.num_train_epochs <= 0 or FLAGS.train_batch_size < 1:
     raise UserInputError("--num_train_epochs and --train_batch_size must be "
                          "positive")
-  try:
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
-    probe = os.path.join(FLAGS.output_dir, ".write_test")
-    open(probe, "w").close()
-    os.remove(probe)
-  except OSError as e:
-    raise UserInputError(f"--output_dir {FLAGS.output_dir} is not writable "
-                         f"({e.strerror})") from None
+  driver_flags.check_output_dir()
 
 
 def _use_pack_config(labels):
@@ -155,16 +117,11 @@ def run():
   from keras_adapters.classifier import build_classifier
   from keras_adapters.data.features import make_dataset
   from keras_adapters.data.features import steps_per_epoch as count_steps
-  from keras_adapters.loaders import load_pretrained
 
   tf_keras.utils.set_random_seed(FLAGS.seed)
-  strategy = training.get_strategy(FLAGS.use_tpu, FLAGS.tpu_name,
-                                   FLAGS.tpu_zone, FLAGS.gcp_project)
+  strategy = driver_flags.strategy_from_flags()
   with strategy.scope():
-    pretrained = load_pretrained(
-        preset=FLAGS.preset, bert_config_file=FLAGS.bert_config_file,
-        init_checkpoint=FLAGS.init_checkpoint, hub_module=FLAGS.hub_module,
-        vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
+    pretrained = driver_flags.load_pretrained_from_flags()
     num_classes = 1 if processor.is_regression else len(labels)
     model, encoder = build_classifier(
         pretrained.encoder, num_classes, FLAGS.fine_tune_mode,
@@ -175,8 +132,7 @@ def run():
       raise UserInputError(f"{len(examples['train'])} training examples are "
                            "fewer than one batch; lower --train_batch_size")
     total_steps = max(1, int(steps_per_epoch * FLAGS.num_train_epochs))
-    learning_rate = (FLAGS.learning_rate or
-                     training.DEFAULT_LEARNING_RATES[FLAGS.fine_tune_mode])
+    learning_rate = driver_flags.learning_rate()
     if processor.is_regression:
       loss, train_metrics = tf_keras.losses.MeanSquaredError(), []
     else:
@@ -261,13 +217,7 @@ def run():
     print(f"Wrote test_results.tsv and {glue_file}")
 
 
-def main(argv):
-  del argv
-  try:
-    run()
-  except UserInputError as e:
-    print(f"run_classifier.py: error: {e}", file=sys.stderr)
-    sys.exit(2)
+main = driver_flags.main_with_clean_errors(run, "run_classifier.py")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,90 @@
+"""Flags and plumbing shared by run_classifier.py and run_squad.py."""
+
+import os
+import sys
+
+from absl import flags
+
+from keras_adapters.errors import UserInputError
+
+FLAGS = flags.FLAGS
+
+
+def define_common_flags(output_dir_help):
+  """Model source, optimization, TPU and tuning flags (Google BERT names)."""
+  flags.DEFINE_string("output_dir", None, output_dir_help)
+  flags.DEFINE_string("preset", "all-MiniLM-L6-v2", "Pretrained model used "
+                      "when no checkpoint or hub module is given.")
+  flags.DEFINE_string("bert_config_file", None, "Google bert_config.json (or "
+                      "a Model Garden encoder config JSON) for "
+                      "--init_checkpoint.")
+  flags.DEFINE_string("init_checkpoint", None, "Google TF1 BERT or Model "
+                      "Garden TF2 checkpoint, or a safetensors BERT directory.")
+  flags.DEFINE_string("hub_module", None, "TF Hub BERT SavedModel dir/handle.")
+  flags.DEFINE_string("vocab_file", None, "Defaults to the model's vocab.txt.")
+  flags.DEFINE_bool("do_lower_case", None, "Defaults to the model's casing.")
+  flags.DEFINE_bool("do_train", False, "Train.")
+  flags.DEFINE_integer("train_batch_size", 32, "Global training batch size.")
+  flags.DEFINE_float("learning_rate", None, "Peak Adam learning rate; default "
+                     "depends on --fine_tune_mode (adapter 1e-3, full 5e-5, "
+                     "top_k 1e-4, layer_norm/head 1e-3).")
+  flags.DEFINE_float("num_train_epochs", 3.0, "Training epochs.")
+  flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps with linear "
+                     "learning-rate warmup.")
+  flags.DEFINE_integer("save_checkpoints_steps", 1000, "Checkpoint interval.")
+  flags.DEFINE_bool("use_tpu", False, "Train on Cloud TPU.")
+  flags.DEFINE_string("tpu_name", None, "Cloud TPU name or grpc:// address.")
+  flags.DEFINE_string("tpu_zone", None, "GCE zone of the TPU.")
+  flags.DEFINE_string("gcp_project", None, "GCP project of the TPU.")
+  flags.DEFINE_integer("num_tpu_cores", 8, "TPU cores (informational: taken "
+                       "from the TPU system itself).")
+  flags.DEFINE_enum("fine_tune_mode", "adapter",
+                    ["adapter", "full", "top_k", "layer_norm", "head"],
+                    "What trains (see keras_adapters/tuning.py).")
+  flags.DEFINE_integer("adapter_size", 64, "Adapter bottleneck size m.")
+  flags.DEFINE_float("adapter_init_scale", 1e-3, "Std of the adapters' init.")
+  flags.DEFINE_integer("top_k_layers", 1, "Blocks trained in top_k mode.")
+  flags.DEFINE_integer("seed", 42, "Random seed (init, dropout, data order).")
+
+
+def check_output_dir():
+  """Creates --output_dir, or fails early if it cannot be written."""
+  try:
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    probe = os.path.join(FLAGS.output_dir, ".write_test")
+    open(probe, "w").close()
+    os.remove(probe)
+  except OSError as e:
+    raise UserInputError(f"--output_dir {FLAGS.output_dir} is not writable "
+                         f"({e.strerror})") from None
+
+
+def learning_rate():
+  from keras_adapters.training import DEFAULT_LEARNING_RATES
+  return FLAGS.learning_rate or DEFAULT_LEARNING_RATES[FLAGS.fine_tune_mode]
+
+
+def load_pretrained_from_flags():
+  from keras_adapters.loaders import load_pretrained
+  return load_pretrained(
+      preset=FLAGS.preset, bert_config_file=FLAGS.bert_config_file,
+      init_checkpoint=FLAGS.init_checkpoint, hub_module=FLAGS.hub_module,
+      vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
+
+
+def strategy_from_flags():
+  from keras_adapters.training import get_strategy
+  return get_strategy(FLAGS.use_tpu, FLAGS.tpu_name, FLAGS.tpu_zone,
+                      FLAGS.gcp_project)
+
+
+def main_with_clean_errors(run, program):
+  """Returns an absl main that prints a UserInputError as one line, exit 2."""
+  def main(argv):
+    del argv
+    try:
+      run()
+    except UserInputError as e:
+      print(f"{program}: error: {e}", file=sys.stderr)
+      sys.exit(2)
+  return main
