@@ -1,0 +1,35 @@
+"""A span labeler (start/end logits per token) on an (adapter) BERT encoder."""
+
+import tf_keras
+from official.nlp.modeling import models
+
+from keras_adapters import tuning
+
+
+def build_span_labeler(pretrained_encoder, fine_tune_mode="adapter",
+                       adapter_size=64, adapter_init_scale=1e-3,
+                       top_k_layers=1):
+  """Returns (model, encoder): Model Garden's `BertSpanLabeler` (one dense
+  layer over the sequence output -> start and end logits, as Google BERT's
+  run_squad.py) with the mode's variables set trainable.
+
+  Adapters are added only for `fine_tune_mode="adapter"`. The modes are those
+  of the classifier (keras_adapters.tuning), except that the encoder's pooler,
+  which span labeling does not use, is frozen in every mode.
+  The model maps {"input_word_ids", "input_mask", "input_type_ids"} to
+  [start_logits, end_logits], each [batch, seq_length].
+  """
+  encoder = tuning.prepare_encoder(pretrained_encoder, fine_tune_mode,
+                                   adapter_size, adapter_init_scale)
+  model = models.BertSpanLabeler(
+      encoder,
+      initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02))
+  tuning.set_fine_tune_mode(model, encoder, fine_tune_mode, top_k_layers)
+  encoder.pooler_layer.trainable = False  # no gradient reaches it
+  return model, encoder
+
+
+def span_loss():
+  """Google BERT's SQuAD loss is the mean of the start and end cross
+  entropies: use with `loss_weights=[0.5, 0.5]`."""
+  return tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
