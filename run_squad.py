@@ -18,44 +18,31 @@ Only SQuAD's dev-v1.1.json is available here: split it by article first
 """
 
 import os
-import sys
 import time
 
-from absl import app
+# TF's C++ INFO/WARNING lines would bury the one-line errors;
+# TF_CPP_MIN_LOG_LEVEL=0 brings them back.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
+from keras_adapters import driver_flags
 from keras_adapters.errors import UserInputError
 
+driver_flags.define_common_flags("Checkpoints, logs, predictions.json, "
+                                 "nbest_predictions.json, eval_results.txt, "
+                                 "adapter pack.")
 flags.DEFINE_string("train_file", None, "SQuAD JSON for training.")
 flags.DEFINE_string("predict_file", None, "SQuAD JSON to predict (and, if it "
                     "has answers, evaluate).")
-flags.DEFINE_string("output_dir", None, "Checkpoints, logs, predictions, "
-                    "eval_results.txt, adapter pack.")
-flags.DEFINE_string("preset", "all-MiniLM-L6-v2", "Pretrained model used when "
-                    "no checkpoint or hub module is given.")
-flags.DEFINE_string("bert_config_file", None, "Google bert_config.json (or a "
-                    "Model Garden encoder config JSON) for --init_checkpoint.")
-flags.DEFINE_string("init_checkpoint", None, "Google TF1 BERT or Model Garden "
-                    "TF2 checkpoint, or a safetensors BERT directory.")
-flags.DEFINE_string("hub_module", None, "TF Hub BERT SavedModel dir/handle.")
-flags.DEFINE_string("vocab_file", None, "Defaults to the model's vocab.txt.")
-flags.DEFINE_bool("do_lower_case", None, "Defaults to the model's casing.")
 flags.DEFINE_integer("max_seq_length", 384, "Wordpieces per window (question "
                      "+ context piece + 3 special tokens), padded.")
 flags.DEFINE_integer("doc_stride", 128, "Stride between context windows.")
 flags.DEFINE_integer("max_query_length", 64, "Question wordpieces kept.")
-flags.DEFINE_bool("do_train", False, "Train on --train_file.")
 flags.DEFINE_bool("do_predict", False, "Predict (and evaluate) "
                   "--predict_file.")
-flags.DEFINE_integer("train_batch_size", 32, "Global training batch size.")
 flags.DEFINE_integer("predict_batch_size", 8, "Prediction batch size.")
-flags.DEFINE_float("learning_rate", None, "Peak Adam learning rate; default "
-                   "depends on --fine_tune_mode (adapter 1e-3, full 5e-5, "
-                   "top_k 1e-4, layer_norm/head 1e-3).")
-flags.DEFINE_float("num_train_epochs", 3.0, "Training epochs.")
-flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps with linear "
-                   "learning-rate warmup.")
-flags.DEFINE_integer("save_checkpoints_steps", 1000, "Checkpoint interval.")
 flags.DEFINE_integer("n_best_size", 20, "Candidate spans kept per question "
                      "(nbest_predictions.json).")
 flags.DEFINE_integer("max_answer_length", 30, "Longest answer, wordpieces.")
@@ -63,19 +50,10 @@ flags.DEFINE_bool("version_2_with_negative", False, "SQuAD 2.0: questions "
                   "may have no answer.")
 flags.DEFINE_float("null_score_diff_threshold", 0.0, "SQuAD 2.0: predict no "
                    "answer when null score - best span score > this.")
-flags.DEFINE_bool("use_tpu", False, "Train on Cloud TPU.")
-flags.DEFINE_string("tpu_name", None, "Cloud TPU name or grpc:// address.")
-flags.DEFINE_string("tpu_zone", None, "GCE zone of the TPU.")
-flags.DEFINE_string("gcp_project", None, "GCP project of the TPU.")
-flags.DEFINE_integer("num_tpu_cores", 8, "TPU cores (informational: taken "
-                     "from the TPU system itself).")
-flags.DEFINE_enum("fine_tune_mode", "adapter",
-                  ["adapter", "full", "top_k", "layer_norm", "head"],
-                  "What trains (see keras_adapters/tuning.py).")
-flags.DEFINE_integer("adapter_size", 64, "Adapter bottleneck size m.")
-flags.DEFINE_float("adapter_init_scale", 1e-3, "Std of the adapters' init.")
-flags.DEFINE_integer("top_k_layers", 1, "Blocks trained in top_k mode.")
-flags.DEFINE_integer("seed", 42, "Random seed (init, dropout, data order).")
+flags.DEFINE_string("adapter_pack", None, "Without --do_train: predict with "
+                    "this pack (adapter_pack.npz of an earlier SQuAD run) on "
+                    "the backbone instead of output_dir's checkpoint; its "
+                    "fine_tune_mode/adapter_size/top_k_layers are used.")
 FLAGS = flags.FLAGS
 
 
@@ -97,14 +75,23 @@ def _check_flags():
     raise UserInputError("--n_best_size and --max_answer_length must be >= 1")
   data.check_window_flags(FLAGS.max_seq_length, FLAGS.doc_stride,
                           FLAGS.max_query_length)
-  try:
-    os.makedirs(FLAGS.output_dir, exist_ok=True)
-    probe = os.path.join(FLAGS.output_dir, ".write_test")
-    open(probe, "w").close()
-    os.remove(probe)
-  except OSError as e:
-    raise UserInputError(f"--output_dir {FLAGS.output_dir} is not writable "
-                         f"({e.strerror})") from None
+  driver_flags.check_output_dir()
+
+
+def _use_pack_config():
+  """Builds the model as the pack's training run did."""
+  from keras_adapters.adapter_pack import read_pack  # pylint: disable=g-import-not-at-top
+  if FLAGS.do_train:
+    raise UserInputError("--adapter_pack is for prediction; drop it or "
+                         "--do_train")
+  config, _ = read_pack(FLAGS.adapter_pack)
+  if config.get("task_name") != "squad":
+    raise UserInputError(f"{FLAGS.adapter_pack} was trained for task "
+                         f"{config.get('task_name')!r}, not SQuAD; use the "
+                         "pack of a run_squad.py run")
+  for name in ("fine_tune_mode", "adapter_size", "top_k_layers"):
+    if name in config:
+      setattr(FLAGS, name, config[name])
 
 
 def _write_json(path, obj):
@@ -129,20 +116,17 @@ def run():
                                    FLAGS.version_2_with_negative)
     if not predict.examples:
       raise UserInputError(f"{FLAGS.predict_file}: no usable question")
+  if FLAGS.adapter_pack:
+    _use_pack_config()
 
   import tf_keras  # pylint: disable=g-import-not-at-top
   from keras_adapters import adapter_pack, training, tuning  # pylint: disable=g-import-not-at-top
-  from keras_adapters.loaders import load_pretrained  # pylint: disable=g-import-not-at-top
   from keras_adapters.squad import evaluate, model as squad_model  # pylint: disable=g-import-not-at-top
 
   tf_keras.utils.set_random_seed(FLAGS.seed)
-  strategy = training.get_strategy(FLAGS.use_tpu, FLAGS.tpu_name,
-                                   FLAGS.tpu_zone, FLAGS.gcp_project)
+  strategy = driver_flags.strategy_from_flags()
   with strategy.scope():
-    pretrained = load_pretrained(
-        preset=FLAGS.preset, bert_config_file=FLAGS.bert_config_file,
-        init_checkpoint=FLAGS.init_checkpoint, hub_module=FLAGS.hub_module,
-        vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
+    pretrained = driver_flags.load_pretrained_from_flags()
   max_positions = pretrained.encoder.get_config().get("max_sequence_length")
   if max_positions and FLAGS.max_seq_length > max_positions:
     raise UserInputError(f"--max_seq_length {FLAGS.max_seq_length} exceeds "
@@ -176,8 +160,7 @@ def run():
       raise UserInputError(f"{len(features['train'])} training windows are "
                            "fewer than one batch; lower --train_batch_size")
     total_steps = max(1, int(steps_per_epoch * FLAGS.num_train_epochs))
-    learning_rate = (FLAGS.learning_rate or
-                     training.DEFAULT_LEARNING_RATES[FLAGS.fine_tune_mode])
+    learning_rate = driver_flags.learning_rate()
     model.compile(
         optimizer=training.create_optimizer(learning_rate, total_steps,
                                             FLAGS.warmup_proportion),
@@ -204,6 +187,9 @@ def run():
         top_k_layers=FLAGS.top_k_layers, model=pretrained.description,
         do_lower_case=pretrained.do_lower_case, **window))
     print(f"Saved the trained variables to {pack_path}")
+  elif FLAGS.adapter_pack:
+    adapter_pack.load_adapter_pack(FLAGS.adapter_pack, model, encoder)
+    step = 0
   else:
     step = training.restore_latest(model, FLAGS.output_dir)
     if not step:
@@ -253,13 +239,7 @@ def run():
     print(text, end="")
 
 
-def main(argv):
-  del argv
-  try:
-    run()
-  except UserInputError as e:
-    print(f"run_squad.py: error: {e}", file=sys.stderr)
-    sys.exit(2)
+main = driver_flags.main_with_clean_errors(run, "run_squad.py")
 
 
 if __name__ == "__main__":

@@ -464,20 +464,39 @@ def test_run_squad_end_to_end(dev_json, tiny_checkpoint, tmp_path):
   assert int(results["global_step"]) >= 1
   assert not (out / "null_odds.json").exists()
 
-  # SQuAD 2.0 mode, prediction only: restores the checkpoint.
+  # SQuAD 2.0 mode, prediction only, from the adapter pack on the backbone
+  # (another output_dir: no checkpoint there).
   eu2 = copy.deepcopy(eu)
   eu2["paragraphs"][0]["qas"][0].update(answers=[], is_impossible=True)
+  out2 = tmp_path / "out2"
+  common[common.index(str(out))] = str(out2)
   result = _run_squad("--do_predict", "--version_2_with_negative",
+                      "--adapter_pack", str(out / "adapter_pack.npz"),
                       "--predict_file", _write(tmp_path, "v2.json",
                                                {"version": "v2.0",
                                                 "data": [eu2]}), *common)
   assert result.returncode == 0, result.stderr[-3000:]
-  null_odds = json.loads((out / "null_odds.json").read_text())
+  null_odds = json.loads((out2 / "null_odds.json").read_text())
   assert sorted(null_odds) == sorted(qids)
-  text = (out / "eval_results.txt").read_text()
+  text = (out2 / "eval_results.txt").read_text()
   for key in ("exact", "f1", "HasAns_exact", "NoAns_total = 1", "best_f1",
               "best_f1_thresh"):
     assert key in text
+  # The pack reproduces the trained model: same best non-null spans.
+  nbest2 = json.loads((out2 / "nbest_predictions.json").read_text())
+  # (An untrained model may have no valid span among the top-4 starts x
+  # ends: Google's code then answers the nonce "empty" (v1.1) or "" (v2.0).)
+  found = 0
+  for qid in qids:
+    spans = [e for e in nbest2[qid] if e["text"]]
+    if nbest[qid][0]["text"] == "empty" and nbest[qid][0]["start_logit"] == 0:
+      assert not spans
+      continue
+    found += 1
+    assert spans[0]["text"] == nbest[qid][0]["text"]
+    assert spans[0]["start_logit"] == pytest.approx(
+        nbest[qid][0]["start_logit"], abs=1e-4)
+  assert found >= 5
 
 
 @needs_data
