@@ -9,7 +9,7 @@ setup(
     description="Parameter-efficient adapter tuning of BERT in TF2/Keras "
                 "(Model Garden)",
     packages=find_packages(include=["keras_adapters", "keras_adapters.*"]),
-    py_modules=["run_classifier"],
+    py_modules=["run_classifier", "run_squad"],
     python_requires=">=3.9,<3.13",
     # Exact pins: the stack known to install and run together.
     install_requires=[

@@ -49,6 +49,7 @@ def save_adapter_pack(path, model, encoder, config):
   fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
   with os.fdopen(fd, "wb") as f:
     np.savez(f, **arrays)
+  os.chmod(tmp, 0o644)  # mkstemp makes 0600
   os.replace(tmp, path)  # a crash mid-write never leaves a loadable pack
 
 

@@ -118,4 +118,5 @@ def write_atomically(path, text):
                              suffix=".tmp")
   with os.fdopen(fd, "w", encoding="utf-8") as f:
     f.write(text)
+  os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are for everyone
   os.replace(tmp, path)
