@@ -1,5 +1,6 @@
 """Model Garden's Transformer block with two adapters (paper Figure 2, left)."""
 
+import tensorflow as tf
 import tf_keras
 from official.nlp.modeling import layers as nlp_layers
 
@@ -51,6 +52,19 @@ class AdapterTransformerBlock(nlp_layers.TransformerEncoderBlock):
 
   def build(self, input_shape):
     super().build(input_shape)
+    # Create the attention weights here, not lazily on the first call: Keras
+    # SavedModel loading restores only variables that exist after build(), so
+    # a lazily built MultiHeadAttention would come back freshly initialised
+    # (keras-team/tf-keras#514).
+    attention = self._attention_layer
+    if (getattr(attention, "_built_from_signature", True) is False and
+        self._linformer_dim is None):
+      if isinstance(input_shape, (list, tuple)):
+        query = tf.TensorShape(input_shape[0])
+        value = tf.TensorShape(input_shape[1]) if len(input_shape) == 3 else query
+      else:
+        query = value = tf.TensorShape(input_shape)
+      attention._build_from_signature(query=query, value=value)
     if not self.adapter_size:
       return
     make = lambda name: AdapterLayer(

@@ -72,6 +72,11 @@ def add_adapters(encoder, adapter_size=64, init_scale=1e-3, activation="gelu"):
   build_encoder(encoder)
   config = {k: v for k, v in encoder.get_config().items()
             if not k.startswith("adapter_")}
+  # The blocks hold the activation as given; get_config's serialized form of
+  # a callable (e.g. BertEncoderV2's default approximate-gelu lambda) cannot
+  # be deserialized.
+  config["inner_activation"] = (
+      encoder.transformer_layers[0].get_config()["inner_activation"])
   new = build_encoder(AdapterBertEncoder(
       adapter_size=adapter_size, adapter_init_scale=init_scale,
       adapter_activation=activation, **config))

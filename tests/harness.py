@@ -1,0 +1,159 @@
+"""A small layer/model test harness in the spirit of KerasHub's TestCase.
+
+`run_layer_test` checks output shape and the get_config/from_config (and
+Keras serialize/deserialize) round trip; `run_saved_model_test` saves a
+SavedModel and reloads it in a fresh Python process.
+"""
+
+import functools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+GLUE_DIR = DATA / "glue_data"
+
+
+def subprocess_env():
+  """Environment for child processes: repo importable, little TF log noise."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  env["PYTHONPATH"] = os.pathsep.join(
+      [str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+  return env
+
+
+def as_numpy(outputs):
+  return [np.asarray(t) for t in tf.nest.flatten(outputs)]
+
+
+def assert_all_equal(actual, expected):
+  actual, expected = as_numpy(actual), as_numpy(expected)
+  assert len(actual) == len(expected)
+  for a, e in zip(actual, expected):
+    assert a.shape == e.shape
+    np.testing.assert_array_equal(a, e)
+
+
+def run_layer_test(cls, init_kwargs, input_data, expected_output_shape,
+                   call_kwargs=None):
+  """Builds `cls(**init_kwargs)`, checks its output shape and that config
+  clones (from_config and serialize/deserialize) with the same weights give
+  bitwise identical outputs. Returns (layer, output)."""
+  call_kwargs = dict(training=False, **(call_kwargs or {}))
+  layer = cls(**init_kwargs)
+  output = layer(input_data, **call_kwargs)
+  first = tf.nest.flatten(output)[0]
+  assert tuple(first.shape) == tuple(expected_output_shape)
+  assert layer.weights, "layer test needs a layer with weights"
+
+  config = layer.get_config()
+  for key, value in init_kwargs.items():
+    if isinstance(value, (int, float, str, bool)):
+      assert config[key] == value, key
+  serialized = tf_keras.layers.serialize(layer)
+  json.dumps(serialized)  # the config must be JSON-able (SavedModel metadata)
+  clones = [cls.from_config(config), tf_keras.layers.deserialize(serialized)]
+  for clone in clones:
+    assert type(clone) is cls
+    clone(input_data, **call_kwargs)  # builds
+    assert [w.shape for w in clone.weights] == [w.shape for w in layer.weights]
+    clone.set_weights(layer.get_weights())
+    assert_all_equal(clone(input_data, **call_kwargs), output)
+    assert clone.get_config() == config
+  return layer, output
+
+
+def _as_model(model_or_layer, inputs):
+  if isinstance(model_or_layer, tf_keras.Model):
+    return model_or_layer
+  symbolic = tf.nest.map_structure(
+      lambda x: tf_keras.Input(shape=x.shape[1:], dtype=x.dtype), inputs)
+  return tf_keras.Model(symbolic, model_or_layer(symbolic))
+
+
+_RELOAD = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+import tf_keras
+import keras_adapters  # registers the custom classes
+# Started before the parent saves (the imports overlap with that); the paths
+# come on stdin once the SavedModel is written.
+saved, inputs_file, outputs_file = json.loads(sys.stdin.readline())
+with np.load(inputs_file) as data:
+  meta = json.loads(str(data["__meta__"]))
+  if meta["kind"] == "dict":
+    inputs = {k: data[k] for k in meta["keys"]}
+  elif meta["kind"] == "list":
+    inputs = [data[str(i)] for i in range(meta["n"])]
+  else:
+    inputs = data["x"]
+model = tf_keras.models.load_model(saved, compile=False)
+outputs = [np.asarray(t) for t in tf.nest.flatten(model(inputs, training=False))]
+classes = sorted({type(l).__name__ for l in model._flatten_layers()})
+np.savez(outputs_file, *outputs, __classes__=np.array(json.dumps(classes)))
+"""
+
+
+def run_saved_model_test(model_or_layer, inputs, timeout=300):
+  """Saves a tf_keras Model (a layer gets wrapped in a functional Model) as a
+  SavedModel, reloads it in a fresh Python process and asserts bitwise
+  identical outputs. Returns the class names of the reloaded layers."""
+  child = subprocess.Popen(
+      [sys.executable, "-c", _RELOAD], cwd=REPO, env=subprocess_env(),
+      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True)
+  try:
+    model = _as_model(model_or_layer, inputs)
+    expected = as_numpy(model(inputs, training=False))
+    if isinstance(inputs, dict):
+      arrays, meta = dict(inputs), dict(kind="dict", keys=sorted(inputs))
+    elif isinstance(inputs, (list, tuple)):
+      arrays = {str(i): x for i, x in enumerate(inputs)}
+      meta = dict(kind="list", n=len(inputs))
+    else:
+      arrays, meta = dict(x=inputs), dict(kind="array")
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+      saved = os.path.join(tmp, "saved_model")
+      model.save(saved, save_format="tf")
+      inputs_file = os.path.join(tmp, "inputs.npz")
+      outputs_file = os.path.join(tmp, "outputs.npz")
+      np.savez(inputs_file, __meta__=np.array(json.dumps(meta)), **arrays)
+      _, stderr = child.communicate(
+          json.dumps([saved, inputs_file, outputs_file]) + "\n",
+          timeout=timeout)
+      assert child.returncode == 0, stderr[-3000:]
+      with np.load(outputs_file) as data:
+        classes = json.loads(str(data["__classes__"]))
+        actual = [data[f"arr_{i}"] for i in range(len(data.files) - 1)]
+  finally:
+    if child.poll() is None:
+      child.kill()
+      child.wait()
+  assert_all_equal(actual, expected)
+  return classes
+
+
+@functools.lru_cache(maxsize=None)
+def minilm():
+  """(encoder, vocab_file, do_lower_case) of the real all-MiniLM-L6-v2,
+  loaded once per test session. Shared: callers must not modify it."""
+  from keras_adapters.presets import load_preset
+  return load_preset()
+
+
+def mrpc_pairs(n=4, split="dev"):
+  """The first `n` (sentence1, sentence2) pairs of the real MRPC `split`."""
+  from keras_adapters.data import glue
+  examples = glue.get_processor("mrpc").get_examples(
+      str(GLUE_DIR / "MRPC"), split)
+  return [(e.text_a, e.text_b) for e in examples[:n]]

@@ -1,0 +1,186 @@
+"""AdapterTransformerBlock against Model Garden's TransformerEncoderBlock."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+from official.nlp.modeling import layers as nlp_layers
+
+from harness import run_layer_test
+from harness import run_saved_model_test
+from keras_adapters.layers.adapter_layer import AdapterLayer
+from keras_adapters.layers.adapter_transformer_block import AdapterTransformerBlock
+
+D, M = 16, 4
+CONFIG = dict(num_attention_heads=2, inner_dim=32, inner_activation="gelu",
+              output_dropout=0.1, attention_dropout=0.1)
+
+
+def _inputs():
+  x = tf.random.stateless_normal([2, 6, D], seed=[3, 4])
+  valid = tf.constant([[1] * 6, [1] * 4 + [0] * 2], tf.float32)  # 2nd padded
+  mask = tf.einsum("bi,bj->bij", tf.ones_like(valid), valid)
+  return [x, mask]
+
+
+def _relative(variable):
+  return variable.name.split("/", 1)[1]
+
+
+def _copy_parent_weights(source, target):
+  """Assigns source's variables to target's same-named ones; returns the
+  relative names of target variables that source does not have."""
+  targets = {_relative(v): v for v in target.weights}
+  for variable in source.weights:
+    targets.pop(_relative(variable)).assign(variable)
+  return set(targets)
+
+
+@pytest.fixture(scope="module")
+def reference():
+  """A randomly initialised parent block and its output (training=False)."""
+  tf_keras.utils.set_random_seed(0)
+  block = nlp_layers.TransformerEncoderBlock(**CONFIG)
+  return block, block(_inputs(), training=False).numpy()
+
+
+def _adapter_block(reference_block, **kwargs):
+  block = AdapterTransformerBlock(**kwargs, **CONFIG)
+  block(_inputs())
+  extra = _copy_parent_weights(reference_block, block)
+  return block, extra
+
+
+def test_adapter_size_zero_is_bitwise_the_parent_block(reference):
+  ref_block, expected = reference
+  block, extra = _adapter_block(ref_block, adapter_size=0)
+  assert extra == set() and block.adapters == []
+  assert block.count_params() == ref_block.count_params()
+  np.testing.assert_array_equal(block(_inputs(), training=False), expected)
+
+
+def test_init_scale_zero_is_bitwise_the_parent_block(reference):
+  ref_block, expected = reference
+  block, extra = _adapter_block(ref_block, adapter_size=M,
+                                adapter_init_scale=0.0)
+  assert len(extra) == 8 and all("adapter_" in name for name in extra)
+  np.testing.assert_array_equal(block(_inputs(), training=False), expected)
+
+
+def test_init_scale_1e_3_is_close_but_not_equal(reference):
+  ref_block, expected = reference
+  tf_keras.utils.set_random_seed(1)
+  block, _ = _adapter_block(ref_block, adapter_size=M,
+                            adapter_init_scale=1e-3)
+  diff = np.abs(block(_inputs(), training=False).numpy() - expected)
+  # Measured: max |diff| 1.2e-5, mean 1.6e-6 (d=16, m=4).
+  assert 0 < diff.max() < 1e-3
+
+
+def _sublayer_outputs(block, x, mask):
+  attention = block._attention_layer(query=x, value=x, key=x,
+                                     attention_mask=mask)
+  ffn = lambda h: block._output_dense(block._intermediate_activation_layer(
+      block._intermediate_dense(h)))
+  return attention, ffn
+
+
+def test_adapters_sit_before_the_residual_add_and_layer_norm(reference):
+  """Paper Fig. 2: LN(x + adapter(sublayer(x))) for both sub-layers.
+
+  Adapters with a large init make the placement visible; the alternatives
+  (adapter after the LayerNorm, or on the residual sum) are computed too and
+  must be far from the block's output, so the test can tell them apart.
+  """
+  ref_block, _ = reference
+  tf_keras.utils.set_random_seed(2)
+  block, _ = _adapter_block(ref_block, adapter_size=M, adapter_init_scale=0.5)
+  x, mask = _inputs()
+  out = block([x, mask], training=False).numpy()
+  attention_ln, output_ln = block._attention_layer_norm, block._output_layer_norm
+  adapter_attention, adapter_ffn = block.adapters
+  attention, ffn = _sublayer_outputs(block, x, mask)
+
+  h = attention_ln(x + adapter_attention(attention))
+  paper = output_ln(h + adapter_ffn(ffn(h))).numpy()
+  np.testing.assert_allclose(out, paper, rtol=0, atol=1e-6)
+
+  h = adapter_attention(attention_ln(x + attention))
+  after_layer_norm = adapter_ffn(output_ln(h + ffn(h))).numpy()
+  h = attention_ln(adapter_attention(x + attention))
+  on_residual_sum = output_ln(adapter_ffn(h + ffn(h))).numpy()
+  for wrong in (after_layer_norm, on_residual_sum):
+    assert np.abs(out - wrong).max() > 0.05
+
+  # The FFN adapter acts after the attention sub-layer: changing it changes
+  # the output but not the attention LayerNorm output h it is fed from.
+  h_before = attention_ln(x + adapter_attention(attention)).numpy()
+  adapter_ffn.up_project.kernel.assign(
+      tf.fill(adapter_ffn.up_project.kernel.shape, 0.25))
+  attention, ffn = _sublayer_outputs(block, x, mask)
+  h_after = attention_ln(x + adapter_attention(attention)).numpy()
+  np.testing.assert_array_equal(h_after, h_before)
+  changed = block([x, mask], training=False).numpy()
+  assert np.abs(changed - out).max() > 0.05
+  np.testing.assert_allclose(
+      changed, output_ln(h_after + adapter_ffn(ffn(h_after))).numpy(),
+      rtol=0, atol=1e-6)
+
+
+def test_adapters_come_after_the_dropout_in_training(reference):
+  """With dropout keeping nothing, the sub-layer outputs are exactly 0, so
+  the block computes LN(x + adapter(0)): non-zero adapter biases show only if
+  each adapter runs after its dropout (before it, dropout would erase them).
+  """
+  config = dict(CONFIG, output_dropout=1 - 1e-7, attention_dropout=1 - 1e-7)
+  block = AdapterTransformerBlock(adapter_size=M, **config)
+  x, mask = _inputs()
+  block([x, mask])
+  for adapter in block.adapters:
+    adapter.down_project.bias.assign(tf.fill([M], 0.5))
+    adapter.up_project.bias.assign(tf.range(D, dtype=tf.float32) / D)
+  out = block([x, mask], training=True).numpy()
+  zeros = tf.zeros_like(x)
+  adapter_attention, adapter_ffn = block.adapters
+  h = block._attention_layer_norm(x + adapter_attention(zeros))
+  expected = block._output_layer_norm(h + adapter_ffn(zeros)).numpy()
+  np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5)
+  adapter_first = block._output_layer_norm(block._attention_layer_norm(x))
+  assert np.abs(out - adapter_first.numpy()).max() > 0.05
+
+
+def test_both_adapters_present_with_names_and_sizes():
+  block = AdapterTransformerBlock(adapter_size=M, **CONFIG)
+  block(_inputs())
+  assert [a.name for a in block.adapters] == ["adapter_attention",
+                                              "adapter_ffn"]
+  parent = nlp_layers.TransformerEncoderBlock(**CONFIG)
+  parent(_inputs())
+  per_adapter = 2 * M * D + D + M
+  for adapter in block.adapters:
+    assert isinstance(adapter, AdapterLayer) and adapter.adapter_size == M
+    assert adapter.down_project.kernel.shape == (D, M)
+    assert adapter.up_project.kernel.shape == (M, D)
+    assert adapter.count_params() == per_adapter
+  assert block.count_params() == parent.count_params() + 2 * per_adapter
+  assert {_relative(v) for v in block.trainable_weights} >= {
+      "attention_dropout_adapter/adapter_attention/down_project/kernel:0",
+      "output_dropout_adapter/adapter_ffn/up_project/kernel:0"}
+
+
+def test_round_trip_and_fresh_process_saved_model():
+  inputs = [t.numpy() for t in _inputs()]
+  tf_keras.utils.set_random_seed(3)
+  block, output = run_layer_test(
+      AdapterTransformerBlock,
+      dict(adapter_size=M, adapter_init_scale=0.3, adapter_activation="relu",
+           **CONFIG),
+      inputs, expected_output_shape=(2, 6, D))
+  # Not the identity adapters of init: the clones had to copy them.
+  plain = nlp_layers.TransformerEncoderBlock(**CONFIG)
+  plain(inputs)
+  _copy_parent_weights(plain, block)  # block now = plain + its adapters
+  assert np.abs(block(inputs, training=False).numpy()
+                - plain(inputs, training=False).numpy()).max() > 0.01
+  classes = run_saved_model_test(block, inputs)
+  assert {"AdapterTransformerBlock", "AdapterLayer"} <= set(classes)

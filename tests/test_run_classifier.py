@@ -1,0 +1,247 @@
+"""run_classifier.py end to end: a short real MRPC run, and bad input.
+
+`test_slow_mrpc_training_*` is the slow one (~1.5 min on 2 busy CPU cores:
+25 adapter-tuning steps of MiniLM plus the dev evaluation); it stays in the
+default suite. It runs in the background while the bad-input runs (all
+started together) are checked.
+"""
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tf_keras
+from official.nlp.modeling import networks
+
+from harness import GLUE_DIR
+from harness import REPO
+from harness import minilm
+from harness import subprocess_env
+from keras_adapters import adapter_pack
+from keras_adapters.classifier import build_classifier
+from keras_adapters.data import glue
+from keras_adapters.data.features import make_dataset
+from keras_adapters.networks.adapter_bert_encoder import build_encoder
+
+MRPC = GLUE_DIR / "MRPC"
+pytestmark = pytest.mark.skipif(not MRPC.is_dir(),
+                                reason=f"real MRPC not found at {MRPC}")
+
+# 3668 train examples // 16 = 229 steps per epoch; 0.11 epochs = 25 steps.
+TRAIN_FLAGS = ["--task_name=MRPC", "--do_train", "--do_eval",
+               "--max_seq_length=64", "--train_batch_size=16",
+               "--eval_batch_size=64", "--num_train_epochs=0.11"]
+TRAIN_STEPS = 25
+
+
+def _start(flags, output_dir):
+  env = dict(subprocess_env(), TF_CPP_MIN_LOG_LEVEL="3")
+  return subprocess.Popen(
+      [sys.executable, str(REPO / "run_classifier.py"), *flags,
+       f"--output_dir={output_dir}"],
+      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True)
+
+
+def _finish(proc, timeout):
+  try:
+    stdout, stderr = proc.communicate(timeout=timeout)
+  except subprocess.TimeoutExpired:
+    proc.kill()
+    raise
+  return proc.returncode, stdout, stderr
+
+
+def _copy_mrpc(folder, edit_row=None):
+  """Header + 6 real MRPC rows as train.tsv/dev.tsv; `edit_row(columns)`
+  rewrites the 3rd train row (line 4 of the file)."""
+  folder.mkdir()
+  for split in ("train", "dev"):
+    lines = (MRPC / f"{split}.tsv").read_text(encoding="utf-8-sig").splitlines()
+    lines = lines[:7]
+    if split == "train" and edit_row:
+      lines[3] = "\t".join(edit_row(lines[3].split("\t")))
+    (folder / f"{split}.tsv").write_text("\n".join(lines) + "\n",
+                                         encoding="utf-8")
+  return folder
+
+
+def _pack_of_another_backbone(tmp):
+  """A real adapter pack for MRPC (labels 0/1, adapter_size 64) trained, for
+  one step, on another backbone: a small random BERT instead of MiniLM."""
+  tf_keras.utils.set_random_seed(5)
+  other = build_encoder(networks.BertEncoderV2(
+      vocab_size=100, hidden_size=32, num_layers=2, num_attention_heads=2,
+      inner_dim=64, inner_activation="gelu", max_sequence_length=16))
+  model, encoder = build_classifier(other, 2, "adapter", adapter_size=64)
+  model.compile(optimizer="adam", loss=tf_keras.losses.
+                SparseCategoricalCrossentropy(from_logits=True))
+  ids = np.full([4, 8], 5, np.int32)
+  model.fit(dict(input_word_ids=ids, input_mask=np.ones_like(ids),
+                 input_type_ids=np.zeros_like(ids)), np.array([0, 1, 0, 1]),
+            verbose=0)
+  path = tmp / "other_backbone_pack.npz"
+  adapter_pack.save_adapter_pack(str(path), model, encoder, dict(
+      task_name="mrpc", labels=["0", "1"], is_regression=False,
+      fine_tune_mode="adapter", adapter_size=64, top_k_layers=1,
+      max_seq_length=64, model="a small random BERT"))
+  return path
+
+
+BAD_INPUTS = {
+    # name: (flags given a tmp dir, words the one-line message must contain)
+    "missing_data_dir": (
+        lambda tmp: ["--task_name=MRPC", "--do_train", "--do_eval",
+                     f"--data_dir={tmp / 'no_such_dir'}"],
+        ["--data_dir", "no_such_dir", "not a directory"]),
+    "unknown_task_name": (
+        lambda tmp: ["--task_name=MRPCX", "--do_train", "--do_eval",
+                     f"--data_dir={MRPC}"],
+        ["unknown task_name 'MRPCX'", "mrpc"]),
+    "row_with_too_few_columns": (
+        lambda tmp: ["--task_name=MRPC", "--do_train", "--do_eval",
+                     "--data_dir=" + str(_copy_mrpc(tmp / "short_row",
+                                                    lambda cols: cols[:3]))],
+        ["train.tsv line 4", "found 3 column(s)", "needs at least 5"]),
+    "label_outside_label_list": (
+        lambda tmp: ["--task_name=MRPC", "--do_train", "--do_eval",
+                     "--data_dir=" + str(_copy_mrpc(
+                         tmp / "bad_label", lambda cols: ["2"] + cols[1:]))],
+        ["train.tsv line 4", "label '2'", "['0', '1']"]),
+    "adapter_pack_of_another_backbone": (
+        lambda tmp: ["--task_name=MRPC", "--do_eval",
+                     "--data_dir=" + str(_copy_mrpc(tmp / "pack_data")),
+                     f"--adapter_pack={_pack_of_another_backbone(tmp)}"],
+        ["other_backbone_pack.npz", "trained on another backbone"]),
+}
+# Known driver issue: errors raised after model.compile (here: the pack's
+# backbone check) follow absl INFO lines that Model Garden's optimizer
+# factory logs to stderr ("using Adamw optimizer", "gradient_clip_norm").
+NOT_ONE_LINE_YET = {"adapter_pack_of_another_backbone"}
+
+
+class _Run:
+  """A started subprocess whose result is collected once, on demand."""
+
+  def __init__(self, flags, output_dir, timeout):
+    self.output_dir, self._timeout = output_dir, timeout
+    self._proc, self._result = _start(flags, output_dir), None
+
+  def result(self):
+    if self._result is None:
+      self._result = _finish(self._proc, self._timeout)
+    return self._result
+
+
+@pytest.fixture(scope="module")
+def mrpc_run(tmp_path_factory):
+  """Starts the short real training run (in the background: the bad-input
+  runs and the in-process work below overlap with it)."""
+  run = _Run(TRAIN_FLAGS + [f"--data_dir={MRPC}"],
+             tmp_path_factory.mktemp("mrpc_run"), timeout=1200)
+  yield run
+  if run._result is None:
+    run._proc.kill()
+    run._proc.wait()
+
+
+def _trained(mrpc_run):
+  returncode, stdout, stderr = mrpc_run.result()
+  assert returncode == 0, stderr[-3000:]
+  assert "Traceback" not in stderr
+  return mrpc_run.output_dir, stdout
+
+
+@pytest.fixture(scope="module")
+def bad_runs(mrpc_run, tmp_path_factory):
+  """Runs every BAD_INPUTS case at once; {name: (rc, stdout, stderr, dir)}."""
+  del mrpc_run  # started first, so it trains meanwhile
+  tmp = tmp_path_factory.mktemp("bad_inputs")
+  runs = {name: _Run(flags(tmp), tmp / f"out_{name}", timeout=600)
+          for name, (flags, _) in BAD_INPUTS.items()}
+  return {name: run.result() + (run.output_dir,) for name, run in runs.items()}
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_bad_input_exits_2_naming_the_problem(bad_runs, name):
+  returncode, _, stderr, output_dir = bad_runs[name]
+  assert returncode == 2, stderr[-2000:]
+  assert "Traceback" not in stderr
+  lines = stderr.strip().splitlines()
+  errors = [l for l in lines if l.startswith("run_classifier.py: error: ")]
+  assert errors == lines[-1:], stderr[-2000:]  # one error line, the last
+  for words in BAD_INPUTS[name][1]:
+    assert words in errors[0]
+  assert not (output_dir / "eval_results.txt").exists()
+  assert not (output_dir / "adapter_pack.npz").exists()
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=pytest.mark.xfail(
+        strict=True, reason="driver: absl INFO lines precede the error"))
+    if name in NOT_ONE_LINE_YET else name for name in BAD_INPUTS])
+def test_bad_input_stderr_is_the_one_error_line(bad_runs, name):
+  stderr = bad_runs[name][2]
+  assert len(stderr.strip().splitlines()) == 1, stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def fixed_batch():
+  """64 real MRPC train pairs with the train set's label prior (67.4%
+  paraphrases: the first 43 positive and first 21 negative examples),
+  tokenized like the driver does."""
+  _, vocab_file, do_lower_case = minilm()
+  processor = glue.get_processor("mrpc")
+  examples = processor.get_examples(str(MRPC), "train")
+  chosen = ([e for e in examples if e.label == "1"][:43]
+            + [e for e in examples if e.label == "0"][:21])
+  return list(make_dataset(
+      chosen, vocab_file=vocab_file, do_lower_case=do_lower_case,
+      max_seq_length=64, label_list=processor.labels, is_regression=False,
+      batch_size=64, is_training=False))
+
+
+def _mean_loss(model, batches):
+  loss = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+  total = sum(float(loss(y, model(x, training=False))) * len(y)
+              for x, y in batches)
+  return total / sum(len(y) for _, y in batches)
+
+
+@pytest.fixture(scope="module")
+def adapter_model():
+  """A fresh MiniLM adapter classifier as the driver builds it."""
+  tf_keras.utils.set_random_seed(42)
+  return build_classifier(minilm()[0], 2, "adapter", 64)
+
+
+def test_slow_mrpc_training_lowers_loss_and_writes_eval_results(
+    mrpc_run, fixed_batch, adapter_model):
+  # The loss on a fixed real batch before training (computed while the run
+  # trains) and with the trained variables the run saved.
+  model, encoder = adapter_model
+  before = _mean_loss(model, fixed_batch)
+  assert abs(before - math.log(2)) < 0.02  # a fresh head: a coin flip
+
+  output_dir, stdout = _trained(mrpc_run)
+  assert "trained per task 753,794" in stdout  # adapters+LNs+pooler+head
+  results = dict(
+      line.split(" = ") for line in
+      (output_dir / "eval_results.txt").read_text().splitlines())
+  assert set(results) == {"eval_accuracy", "eval_f1", "global_step"}
+  assert int(results["global_step"]) == TRAIN_STEPS
+  accuracy, f1 = float(results["eval_accuracy"]), float(results["eval_f1"])
+  assert 0 <= f1 <= 1
+  # 68.4% of MRPC dev are paraphrases; 25 steps reach at least that
+  # (measured: 0.684, f1 0.812), a coin flip would not.
+  assert 0.6 < accuracy <= 1
+
+  config = adapter_pack.load_adapter_pack(
+      str(output_dir / "adapter_pack.npz"), model, encoder)
+  assert config["task_name"] == "mrpc" and config["adapter_size"] == 64
+  after = _mean_loss(model, fixed_batch)
+  # Measured 0.692 -> 0.629 (the label prior alone gives 0.633 here):
+  # 25 steps mostly learn the prior; a no-op or diverging run stays >= 0.69.
+  assert after < before - 0.04, (before, after)
