@@ -4,6 +4,7 @@ import os
 import sys
 
 from absl import flags
+from absl import logging
 
 from keras_adapters.errors import UserInputError
 
@@ -82,6 +83,8 @@ def main_with_clean_errors(run, program):
   """Returns an absl main that prints a UserInputError as one line, exit 2."""
   def main(argv):
     del argv
+    if not FLAGS["verbosity"].present:  # Model Garden logs at INFO
+      logging.set_verbosity(logging.WARNING)
     try:
       run()
     except UserInputError as e:

@@ -116,10 +116,6 @@ BAD_INPUTS = {
                      f"--adapter_pack={_pack_of_another_backbone(tmp)}"],
         ["other_backbone_pack.npz", "trained on another backbone"]),
 }
-# Known driver issue: errors raised after model.compile (here: the pack's
-# backbone check) follow absl INFO lines that Model Garden's optimizer
-# factory logs to stderr ("using Adamw optimizer", "gradient_clip_norm").
-NOT_ONE_LINE_YET = {"adapter_pack_of_another_backbone"}
 
 
 class _Run:
@@ -178,10 +174,7 @@ def test_bad_input_exits_2_naming_the_problem(bad_runs, name):
   assert not (output_dir / "adapter_pack.npz").exists()
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(
-        strict=True, reason="driver: absl INFO lines precede the error"))
-    if name in NOT_ONE_LINE_YET else name for name in BAD_INPUTS])
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
 def test_bad_input_stderr_is_the_one_error_line(bad_runs, name):
   stderr = bad_runs[name][2]
   assert len(stderr.strip().splitlines()) == 1, stderr[-2000:]
