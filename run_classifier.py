@@ -30,6 +30,9 @@ flags.DEFINE_string("adapter_pack", None, "Without --do_train: evaluate/"
                     "predict with this pack (adapter_pack.npz of an earlier "
                     "run) on the backbone instead of output_dir's checkpoint; "
                     "its fine_tune_mode/adapter_size/top_k_layers are used.")
+flags.DEFINE_string("export_dir", None, "Also export the (trained or "
+                    "pack-loaded) classifier as a TF Serving SavedModel here "
+                    "(see docs/serving.md).")
 flags.DEFINE_string("text_a_column", "0", "generic task: column (name/index).")
 flags.DEFINE_string("text_b_column", None, "generic task: second text column.")
 flags.DEFINE_string("label_column", "1", "generic task: label column.")
@@ -178,6 +181,15 @@ def run():
     if not step:
       raise UserInputError(f"no checkpoint in {FLAGS.output_dir}/checkpoints;"
                            " train first (--do_train)")
+
+  if FLAGS.export_dir:
+    from keras_adapters.serving import export_classifier
+    export_classifier(
+        FLAGS.export_dir, model, encoder, vocab_file=pretrained.vocab_file,
+        do_lower_case=pretrained.do_lower_case, labels=labels,
+        is_regression=processor.is_regression, is_pair=processor.is_pair,
+        max_seq_length=FLAGS.max_seq_length, task_name=processor.name)
+    print(f"Exported a SavedModel for TF Serving to {FLAGS.export_dir}")
 
   def predict(split, batch_size):
     outputs = model.predict(dataset(split, batch_size), verbose=0)

@@ -1,0 +1,270 @@
+"""One SavedModel, one shared backbone, N adapter tasks; tasks chosen per example.
+
+Each request carries a ``task`` string per example, and a batch may mix tasks.
+The N packs' per-task variables (adapters, LayerNorms, pooler, head) are
+stacked into [N, ...] variables; every Dense/LayerNorm layer that a pack
+trains is switched to a task-aware version that gathers, per example, the
+weights of that example's task (batched matmuls), so each example runs
+through exactly its own task's network while the frozen backbone variables
+exist once. Heads with fewer classes are zero-padded to the largest class
+count; padded classes get probability 0.
+
+Signatures:
+* ``serving_default``: ``task``, ``text_a``, ``text_b`` (tf.string [batch];
+  ``text_b`` is ignored for single-sentence tasks, pass "");
+* ``serving_ids``: ``task`` + ``input_word_ids``/``input_mask``/
+  ``input_type_ids`` (tf.int32 [batch, seq_len]).
+Outputs: ``logits``/``probabilities`` [batch, max classes] (padded with 0),
+``label`` (tf.string), ``score`` (top probability or regression value),
+``num_classes`` (tf.int32, 1 for regression).
+"""
+
+import tensorflow as tf
+import tf_keras
+
+from keras_adapters import adapter_pack
+from keras_adapters.errors import UserInputError
+from keras_adapters.serving import export as single
+
+
+class _Context:
+  """Holds the traced per-example task ids while a signature is traced."""
+  task_ids = None
+
+
+def _ids(layer, inputs):
+  ids = layer._mt_context.task_ids  # pylint: disable=protected-access
+  if ids is None:  # traced outside a signature (e.g. by Keras): task 0
+    ids = tf.zeros(tf.shape(inputs)[:1], tf.int32)
+  return ids
+
+
+class _TaskDense(tf_keras.layers.Dense):
+  """Dense whose kernel/bias are gathered per example from [N, ...] stacks."""
+
+  def call(self, inputs):
+    ids = _ids(self, inputs)
+    kernel = tf.gather(self._mt_stack["kernel"], ids)  # [B, in, out]
+    shape = tf.shape(inputs)
+    x = tf.reshape(inputs, [shape[0], -1, shape[-1]])
+    y = tf.matmul(x, kernel)
+    if self.use_bias:
+      y += tf.gather(self._mt_stack["bias"], ids)[:, None, :]
+    y = tf.reshape(y, tf.concat([shape[:-1], tf.shape(kernel)[-1:]], 0))
+    return self.activation(y) if self.activation is not None else y
+
+
+class _TaskLayerNorm(tf_keras.layers.LayerNormalization):
+  """LayerNorm (last axis) with per-example gamma/beta."""
+
+  def call(self, inputs):
+    if self.axis != [inputs.shape.rank - 1]:
+      raise ValueError("multi-task LayerNorm supports the last axis only")
+    ids = _ids(self, inputs)
+    shape = [-1] + [1] * (inputs.shape.rank - 2) + [inputs.shape[-1]]
+    scale = tf.reshape(tf.gather(self._mt_stack["gamma"], ids), shape)
+    offset = tf.reshape(tf.gather(self._mt_stack["beta"], ids), shape)
+    mean, variance = tf.nn.moments(inputs, self.axis, keepdims=True)
+    return tf.nn.batch_normalization(inputs, mean, variance, offset=offset,
+                                     scale=scale,
+                                     variance_epsilon=self.epsilon)
+
+
+_SWAP = {tf_keras.layers.Dense: _TaskDense,
+         tf_keras.layers.LayerNormalization: _TaskLayerNorm}
+
+
+def _attr(layer, variable):
+  for name in ("kernel", "bias", "gamma", "beta"):
+    if getattr(layer, name, None) is variable:
+      return name
+  raise UserInputError(f"multi-task export: cannot place {variable.name}")
+
+
+class MultiTaskServer(tf.Module):
+  """The shared model, stacked task variables and the serving functions."""
+
+  def __init__(self, packs, pretrained, max_seq_length=None):
+    super().__init__(name="multitask_server")
+    from keras_adapters.classifier import build_classifier  # pylint: disable=g-import-not-at-top
+    from keras_adapters.tuning import _leaves
+    if not packs:
+      raise UserInputError("multi-task export needs at least one pack")
+    configs, arrays = zip(*[adapter_pack.read_pack(p) for p in packs])
+    names = [c.get("task_name", "") for c in configs]
+    if "" in names or len(set(names)) != len(names):
+      raise UserInputError(f"packs need distinct task names, got {names}; "
+                           "one pack per task")
+    for path, c in zip(packs, configs):
+      if c.get("fine_tune_mode", "adapter") != "adapter":
+        raise UserInputError(f"{path}: fine_tune_mode={c['fine_tune_mode']}; "
+                             "multi-task export takes adapter packs only "
+                             "(export other modes one task per SavedModel)")
+      if c.get("adapter_size") != configs[0].get("adapter_size"):
+        raise UserInputError(f"{path}: adapter_size {c.get('adapter_size')} "
+                             f"!= {configs[0].get('adapter_size')} of "
+                             f"{packs[0]}; packs must share the adapter size")
+    self.task_names = names
+    self.is_regression = [bool(c.get("is_regression")) for c in configs]
+    self.num_classes = [1 if r else len(c["labels"])
+                        for r, c in zip(self.is_regression, configs)]
+    self.is_pair = [single.task_is_pair(c) for c in configs]
+    max_classes = max(self.num_classes)
+    self.max_seq_length = max_seq_length or max(
+        c.get("max_seq_length", 128) for c in configs)
+
+    model, encoder = build_classifier(
+        pretrained.encoder, max_classes, "adapter",
+        configs[0].get("adapter_size", 64))
+    fingerprint = adapter_pack.backbone_fingerprint(model, encoder)
+    for path, c in zip(packs, configs):
+      if c.get("fingerprint") != fingerprint:
+        raise UserInputError(f"{path} was trained on another backbone; "
+                             "export packs of one backbone together")
+    self.max_positions = single.check_max_seq_length(
+        self.max_seq_length, any(self.is_pair), encoder)
+    self.vocab_size = int(encoder.get_config()["vocab_size"])
+
+    encoder_ids = set(map(id, encoder.weights))
+    owner = {id(v): leaf for leaf in _leaves(model) for v in leaf.weights}
+    self._context = _Context()
+    stacks = {}
+    for variable in model.trainable_variables:
+      key = adapter_pack._key(variable, encoder_ids)  # pylint: disable=protected-access
+      per_task = []
+      for path, a in zip(packs, arrays):
+        if key not in a:
+          raise UserInputError(f"{path} lacks {key}; export packs built "
+                               "with the same fine_tune_mode and backbone")
+        value = a[key]
+        if value.shape[-1:] != tuple(variable.shape[-1:]) and value.shape[
+            :-1] == tuple(variable.shape[:-1]):  # a head with fewer classes
+          pad = [(0, 0)] * (value.ndim - 1) + [
+              (0, variable.shape[-1] - value.shape[-1])]
+          value = __import__("numpy").pad(value, pad)
+        if value.shape != tuple(variable.shape):
+          raise UserInputError(f"{path}: {key} has shape {value.shape}, the "
+                               f"model needs {tuple(variable.shape)}")
+        per_task.append(value)
+      leaf = owner[id(variable)]
+      if type(leaf) not in _SWAP:
+        raise UserInputError(f"multi-task export cannot vary {type(leaf)}")
+      stack = tf.Variable(tf.stack(per_task), trainable=False,
+                          name=key.replace(":0", "").replace("/", "__"))
+      stacks.setdefault(id(leaf), (leaf, {}))[1][_attr(leaf, variable)] = stack
+    self.task_variables = {}
+    for leaf, by_attr in stacks.values():
+      leaf.__class__ = _SWAP[type(leaf)]
+      object.__setattr__(leaf, "_mt_context", self._context)
+      object.__setattr__(leaf, "_mt_stack", by_attr)
+      self.task_variables.update({v.name.replace(":0", ""): v
+                                  for v in by_attr.values()})
+    self._model = single._Untracked(model)  # pylint: disable=protected-access
+    self.model_variables = {k: v for k, v in single.named_variables(
+        model, encoder).items() if not any(v is t for t in model.trainable_variables)}
+    self.tokenizer, self.packer = single.make_text_layers(
+        pretrained.vocab_file, pretrained.do_lower_case, self.max_seq_length)
+    labels = [(c.get("labels") or []) if not r else []
+              for r, c in zip(self.is_regression, configs)]
+    self._labels = [l + [""] * (max_classes - len(l)) for l in labels]
+    self._table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(names), tf.range(len(names), dtype=tf.int32)), -1)
+
+  def task_ids(self, task):
+    ids = self._table.lookup(task)
+    known = ", ".join(self.task_names)
+    check = tf.debugging.Assert(
+        tf.reduce_all(ids >= 0),
+        ["unknown task name(s):", tf.boolean_mask(task, ids < 0),
+         f"known tasks: {known}"], summarize=10)
+    with tf.control_dependencies([check]):
+      return tf.identity(ids)
+
+  def _outputs(self, ids, word_ids, mask, type_ids):
+    self._context.task_ids = ids
+    try:
+      logits = self._model.value(dict(input_word_ids=word_ids, input_mask=mask,
+                               input_type_ids=type_ids), training=False)
+    finally:
+      self._context.task_ids = None
+    is_reg = tf.gather(tf.constant(self.is_regression), ids)
+    num_classes = tf.gather(tf.constant(self.num_classes, tf.int32), ids)
+    valid = tf.range(tf.shape(logits)[1])[None, :] < num_classes[:, None]
+    masked = tf.where(valid, logits, tf.constant(-float("inf")))
+    probabilities = tf.where(is_reg[:, None], logits,
+                             tf.where(valid, tf.nn.softmax(masked), 0.))
+    index = tf.argmax(masked, axis=-1, output_type=tf.int32)
+    class_label = tf.gather_nd(tf.constant(self._labels),
+                               tf.stack([ids, index], 1))
+    score = tf.where(is_reg, logits[:, 0],
+                     tf.reduce_max(probabilities, axis=-1))
+    label = tf.where(is_reg, tf.strings.as_string(logits[:, 0], precision=6),
+                     class_label)
+    return dict(logits=logits, probabilities=probabilities, label=label,
+                score=score, num_classes=num_classes)
+
+  def serve_text(self, task, text_a, text_b):
+    task, text_a, text_b = single.rank_checked(task, text_a, text_b)
+    checks = [tf.debugging.assert_equal(
+        tf.size(task), tf.size(text_a),
+        message="task and text_a must have the same batch size"),
+              tf.debugging.assert_equal(
+                  tf.size(task), tf.size(text_b),
+                  message="task and text_b must have the same batch size")]
+    with tf.control_dependencies(checks):
+      ids = self.task_ids(task)
+    a = self.tokenizer(text_a)
+    one = self.packer([a])
+    two = self.packer([a, self.tokenizer(text_b)])
+    pair = tf.gather(tf.constant(self.is_pair), ids)[:, None]
+    packed = [tf.where(pair, two[k], one[k]) for k in single.IDS]
+    return self._outputs(ids, *packed)
+
+  def serve_ids(self, task, input_word_ids, input_mask, input_type_ids):
+    task, = single.rank_checked(task)
+    check = tf.debugging.assert_equal(
+        tf.size(task), tf.shape(input_word_ids)[0],
+        message="task and input_word_ids must have the same batch size")
+    with tf.control_dependencies([check]):
+      ids = self.task_ids(task)
+    return self._outputs(ids, *single.check_ids(
+        input_word_ids, input_mask, input_type_ids, self.vocab_size,
+        self.max_positions))
+
+  def signatures(self, include_text=True):
+    text = tf.TensorSpec([None], tf.string)
+    ids = tf.TensorSpec([None, None], tf.int32)
+    self.ids_fn = tf.function(
+        lambda task, input_word_ids, input_mask, input_type_ids:
+        self.serve_ids(task, input_word_ids, input_mask, input_type_ids),
+        input_signature=[text, ids, ids, ids])
+    result = {"serving_ids": self.ids_fn.get_concrete_function()}
+    if include_text:
+      self.text_fn = tf.function(
+          lambda task, text_a, text_b: self.serve_text(task, text_a, text_b),
+          input_signature=[text, text, text])
+      result["serving_default"] = self.text_fn.get_concrete_function()
+    else:
+      result["serving_default"] = result["serving_ids"]
+    return result
+
+
+def export_multitask(packs, export_dir, pretrained=None, max_seq_length=None,
+                     include_text=True, **load_kwargs):
+  """Exports one SavedModel serving every pack in `packs` on one backbone.
+
+  Args:
+    packs: adapter_pack.npz paths (adapter mode, one backbone, distinct
+      task names).
+    export_dir: new directory.
+    pretrained: the backbone (`load_pretrained(**load_kwargs)` by default).
+    max_seq_length: default: the largest of the packs'.
+    include_text: False writes the token-id signature only (plain TF ops).
+  Returns: export_dir.
+  """
+  if pretrained is None:
+    from keras_adapters.loaders import load_pretrained  # pylint: disable=g-import-not-at-top
+    pretrained = load_pretrained(**load_kwargs)
+  server = MultiTaskServer(list(packs), pretrained, max_seq_length)
+  return single._save(server, export_dir, server.signatures(include_text))  # pylint: disable=protected-access

@@ -1,0 +1,249 @@
+"""SavedModel export for TF Serving: reload in a fresh process and compare.
+
+One module fixture loads the real all-MiniLM-L6-v2 backbone, makes three
+distinct (untrained, perturbed) adapter packs for SST-2 / MRPC / STS-B,
+computes the in-memory Keras outputs on real dev sentences and exports five
+SavedModels; one child process (plain `import tensorflow_text`, no repo code)
+loads them all and runs the signatures, including bad inputs.
+"""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from harness import GLUE_DIR, REPO, subprocess_env
+
+from keras_adapters import adapter_pack
+from keras_adapters.classifier import build_classifier
+from keras_adapters.data import glue
+from keras_adapters.data.features import make_packer
+from keras_adapters.errors import UserInputError
+from keras_adapters.serving import export_multitask, export_pack
+from keras_adapters.serving.export import model_from_pack
+
+SEQ = 64
+TASKS = {"sst-2": (["0", "1"], False, False), "mrpc": (["0", "1"], False, True),
+         "sts-b": (None, True, True)}
+N_DEV = 6
+LONG = " ".join(["extraordinarily"] * 400)  # >> SEQ wordpieces
+
+_CHILD = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # registers the TF Text ops of serving_default
+spec = json.load(sys.stdin)
+out = {}
+def run(fn, **kw):
+  try:
+    return {k: (v.numpy().astype(str).tolist() if v.dtype == tf.string
+                else v.numpy().tolist()) for k, v in fn(**kw).items()}
+  except Exception as e:  # the message is what a client sees
+    return {"error": f"{type(e).__name__}: {e}"[:600]}
+for name, calls in spec.items():
+  model = tf.saved_model.load(calls.pop("__dir__"))
+  out[name] = {}
+  for key, (sig, kw) in calls.items():
+    kw = {k: (tf.constant(v, dtype=getattr(tf, d)) if d else v)
+          for k, (d, v) in kw.items()}
+    out[name][key] = run(model.signatures[sig], **kw)
+print(json.dumps(out))
+"""
+
+
+def _dev(task, n=N_DEV):
+  examples = glue.get_processor(task).get_examples(str(GLUE_DIR / task.upper()),
+                                                   "dev")[:n]
+  a = [e.text_a for e in examples] + ["", LONG]
+  b = [e.text_b or "" for e in examples] + ["", LONG]
+  return a, b
+
+
+def _reference(model, pretrained, is_pair, is_regression, a, b):
+  pack = make_packer(pretrained.vocab_file, pretrained.do_lower_case, SEQ,
+                     is_pair)
+  x = pack(tf.constant(a), tf.constant(b) if is_pair else None)
+  logits = model(x, training=False).numpy()
+  probs = logits if is_regression else tf.nn.softmax(logits).numpy()
+  return probs, {k: v.numpy().tolist() for k, v in x.items()}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+  from keras_adapters.loaders import load_pretrained
+  root = tmp_path_factory.mktemp("export")
+  pre = load_pretrained()
+  packs, ref, ids = {}, {}, {}
+  for i, (task, (labels, reg, pair)) in enumerate(TASKS.items()):
+    tf_keras.utils.set_random_seed(i)
+    model, encoder = build_classifier(pre.encoder, 1 if reg else 2, "adapter",
+                                      16, adapter_init_scale=0.05)
+    for v in model.trainable_variables:  # distinct, non-trivial per task
+      v.assign(v + tf.random.normal(v.shape, stddev=0.02))
+    packs[task] = str(root / f"{task}.npz")
+    adapter_pack.save_adapter_pack(packs[task], model, encoder, dict(
+        task_name=task, labels=labels, is_regression=reg,
+        fine_tune_mode="adapter", adapter_size=16, top_k_layers=1,
+        max_seq_length=SEQ, model="preset all-MiniLM-L6-v2"))
+    loaded, _, _, _ = model_from_pack(packs[task], pre)
+    a, b = _dev(task)
+    ref[task], ids[task] = _reference(loaded, pre, pair, reg, a, b)
+    ref[task + "/texts"] = (a, b)
+  dirs = dict(mrpc=root / "mrpc" / "1", sst2=root / "sst2" / "1",
+              stsb_ids=root / "stsb_ids" / "1", mt3=root / "mt3" / "1",
+              mt2_ids=root / "mt2_ids" / "1")
+  export_pack(packs["mrpc"], str(dirs["mrpc"]), pre)
+  export_pack(packs["sst-2"], str(dirs["sst2"]), pre)
+  export_pack(packs["sts-b"], str(dirs["stsb_ids"]), pre, include_text=False)
+  export_multitask([packs[t] for t in TASKS], str(dirs["mt3"]), pre, SEQ)
+  export_multitask([packs["sst-2"], packs["mrpc"]], str(dirs["mt2_ids"]), pre,
+                   SEQ, include_text=False)
+
+  s = lambda v: ("string", v)
+  i32 = lambda v: ("int32", v)
+  ma, mb = ref["mrpc/texts"]
+  sa, _ = ref["sst-2/texts"]
+  ta, tb = ref["sts-b/texts"]
+  mixed_task = []
+  mixed_a, mixed_b = [], []
+  for k in range(N_DEV + 2):  # interleave the three tasks
+    for task, (a, b) in (("mrpc", (ma, mb)), ("sst-2", (sa, sa)),
+                         ("sts-b", (ta, tb))):
+      mixed_task.append(task)
+      mixed_a.append(a[k])
+      mixed_b.append(b[k] if task != "sst-2" else "ignored text_b")
+  m_ids = ids["mrpc"]
+  spec = {
+      "mrpc": {"__dir__": str(dirs["mrpc"]),
+               "text": ("serving_default", dict(text_a=s(ma), text_b=s(mb))),
+               "ids": ("serving_ids", {k: i32(v) for k, v in m_ids.items()}),
+               "int_text": ("serving_default", dict(text_a=i32([1, 2]),
+                                                    text_b=i32([1, 2]))),
+               "2d_text": ("serving_default", dict(text_a=s([["a"], ["b"]]),
+                                                   text_b=s([["a"], ["b"]]))),
+               "float_ids": ("serving_ids", dict(
+                   input_word_ids=("float32", m_ids["input_word_ids"]),
+                   input_mask=i32(m_ids["input_mask"]),
+                   input_type_ids=i32(m_ids["input_type_ids"]))),
+               "1d_ids": ("serving_ids", dict(
+                   input_word_ids=i32([101, 102]), input_mask=i32([1, 1]),
+                   input_type_ids=i32([0, 0]))),
+               "mask_shape": ("serving_ids", dict(
+                   input_word_ids=i32([[101, 102, 0]]),
+                   input_mask=i32([[1, 1]]), input_type_ids=i32([[0, 0, 0]]))),
+               "oov_ids": ("serving_ids", dict(
+                   input_word_ids=i32([[101, 10 ** 6, 102]]),
+                   input_mask=i32([[1, 1, 1]]),
+                   input_type_ids=i32([[0, 0, 0]]))),
+               "too_long": ("serving_ids", dict(
+                   input_word_ids=i32([[101] * 600]),
+                   input_mask=i32([[1] * 600]),
+                   input_type_ids=i32([[0] * 600]))),
+               "batch_mismatch": ("serving_default", dict(
+                   text_a=s(["a", "b"]), text_b=s(["a"])))},
+      "sst2": {"__dir__": str(dirs["sst2"]),
+               "text": ("serving_default", dict(text_a=s(sa)))},
+      "mt3": {"__dir__": str(dirs["mt3"]),
+              "mixed": ("serving_default", dict(
+                  task=s(mixed_task), text_a=s(mixed_a), text_b=s(mixed_b))),
+              "unknown": ("serving_default", dict(
+                  task=s(["mrpc", "qqp"]), text_a=s(["a", "b"]),
+                  text_b=s(["a", "b"]))),
+              "ids": ("serving_ids", dict(
+                  task=s(["mrpc"] * len(ma)),
+                  **{k: i32(v) for k, v in m_ids.items()}))},
+  }
+  child = subprocess.run([sys.executable, "-c", _CHILD], input=json.dumps(spec),
+                         capture_output=True, text=True, cwd="/",
+                         env=subprocess_env(), timeout=600)
+  assert child.returncode == 0, child.stderr[-3000:]
+  got = json.loads(child.stdout.strip().splitlines()[-1])
+  return dict(got=got, ref=ref, dirs=dirs, mixed_task=mixed_task, packs=packs,
+              pre=pre)
+
+
+def _close(actual, expected):
+  np.testing.assert_allclose(np.asarray(actual), expected, rtol=0, atol=1e-5)
+
+
+def test_single_task_text_and_ids_match_keras(exported):
+  got, ref = exported["got"], exported["ref"]
+  _close(got["mrpc"]["text"]["probabilities"], ref["mrpc"])
+  _close(got["mrpc"]["ids"]["probabilities"], ref["mrpc"])
+  _close(got["sst2"]["text"]["probabilities"], ref["sst-2"])
+  assert got["mrpc"]["text"]["label"] == [
+      ["0", "1"][i] for i in ref["mrpc"].argmax(-1)]
+  # The last two rows are the empty pair and the over-long pair (truncated).
+  assert len(got["mrpc"]["text"]["label"]) == N_DEV + 2
+
+
+def test_bad_inputs_give_clear_errors(exported):
+  got = exported["got"]["mrpc"]
+  for key, words in [("int_text", ["string", "int32"]),
+                     ("2d_text", ["shape"]), ("float_ids", ["int32", "float"]),
+                     ("1d_ids", ["shape"]),
+                     ("mask_shape", ["input_mask must have the shape"]),
+                     ("oov_ids", ["input_word_ids must be < vocab size"]),
+                     ("too_long", ["sequence length must be <="]),
+                     ("batch_mismatch", ["same batch size"])]:
+    assert "error" in got[key], key
+    for word in words:
+      assert word in got[key]["error"], (key, got[key]["error"])
+
+
+def test_multitask_mixed_batch_matches_single_task(exported):
+  got, ref = exported["got"]["mt3"], exported["ref"]
+  mixed = got["mixed"]
+  seen = {t: 0 for t in TASKS}
+  for row, task in enumerate(exported["mixed_task"]):
+    expected = ref[task][seen[task]]
+    seen[task] += 1
+    n = 1 if TASKS[task][1] else 2
+    assert mixed["num_classes"][row] == n
+    _close(mixed["probabilities"][row][:n], expected)
+    if TASKS[task][1]:
+      _close(mixed["score"][row], expected[0])
+  _close(got["ids"]["probabilities"], ref["mrpc"])
+  assert "unknown task name" in got["unknown"]["error"]
+  assert "qqp" in got["unknown"]["error"]
+
+
+def test_backbone_bytes_identical_across_exports(exported):
+  dirs = exported["dirs"]
+  three = tf.train.load_checkpoint(str(dirs["mt3"] / "variables" / "variables"))
+  two = tf.train.load_checkpoint(str(dirs["mt2_ids"] / "variables" / "variables"))
+  shapes3 = three.get_variable_to_shape_map()
+  shared = [k for k in two.get_variable_to_shape_map()
+            if k in shapes3 and "task_variables" not in k and "_CHECKPOINTABLE"
+            not in k and "encoder" in k]
+  assert len(shared) > 50
+  for key in shared:
+    a, b = three.get_tensor(key), two.get_tensor(key)
+    assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), key
+  stacked = [k for k in shapes3 if "task_variables" in k and "VARIABLE_VALUE" in k]
+  assert stacked and all(shapes3[k][0] == 3 for k in stacked)
+
+
+def test_ids_only_export_runs_in_saved_model_cli(exported):
+  cli = str(REPO / ".venv" / "bin" / "saved_model_cli")
+  result = subprocess.run(
+      [cli, "run", "--dir", str(exported["dirs"]["stsb_ids"]), "--tag_set",
+       "serve", "--signature_def", "serving_ids", "--input_exprs",
+       "input_word_ids=[[101,1037,2158,102,0]];input_mask=[[1,1,1,1,0]];"
+       "input_type_ids=[[0,0,0,0,0]]"],
+      capture_output=True, text=True, env=subprocess_env(), timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "Result for output key score" in result.stdout
+
+
+def test_multitask_rejects_unusable_packs(exported, tmp_path):
+  pre, packs = exported["pre"], exported["packs"]
+  with pytest.raises(UserInputError, match="distinct task names"):
+    export_multitask([packs["mrpc"], packs["mrpc"]], str(tmp_path / "x"), pre)
+  with pytest.raises(UserInputError, match="already holds a SavedModel"):
+    export_pack(packs["mrpc"], str(exported["dirs"]["mrpc"]), pre)
