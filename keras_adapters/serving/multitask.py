@@ -19,6 +19,7 @@ Outputs: ``logits``/``probabilities`` [batch, max classes] (padded with 0),
 ``num_classes`` (tf.int32, 1 for regression).
 """
 
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
@@ -141,7 +142,7 @@ class MultiTaskServer(tf.Module):
             :-1] == tuple(variable.shape[:-1]):  # a head with fewer classes
           pad = [(0, 0)] * (value.ndim - 1) + [
               (0, variable.shape[-1] - value.shape[-1])]
-          value = __import__("numpy").pad(value, pad)
+          value = np.pad(value, pad)
         if value.shape != tuple(variable.shape):
           raise UserInputError(f"{path}: {key} has shape {value.shape}, the "
                                f"model needs {tuple(variable.shape)}")
