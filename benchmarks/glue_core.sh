@@ -29,3 +29,4 @@ run mrpc_adapter MRPC
 run mrpc_full MRPC --fine_tune_mode=full
 run stsb_adapter STS-B --num_train_epochs=1
 run cola_adapter CoLA --num_train_epochs=1 --max_seq_length=64
+run cola_adapter_3ep CoLA --num_train_epochs=3 --max_seq_length=64
