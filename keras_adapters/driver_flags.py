@@ -14,16 +14,7 @@ FLAGS = flags.FLAGS
 def define_common_flags(output_dir_help):
   """Model source, optimization, TPU and tuning flags (Google BERT names)."""
   flags.DEFINE_string("output_dir", None, output_dir_help)
-  flags.DEFINE_string("preset", "all-MiniLM-L6-v2", "Pretrained model used "
-                      "when no checkpoint or hub module is given.")
-  flags.DEFINE_string("bert_config_file", None, "Google bert_config.json (or "
-                      "a Model Garden encoder config JSON) for "
-                      "--init_checkpoint.")
-  flags.DEFINE_string("init_checkpoint", None, "Google TF1 BERT or Model "
-                      "Garden TF2 checkpoint, or a safetensors BERT directory.")
-  flags.DEFINE_string("hub_module", None, "TF Hub BERT SavedModel dir/handle.")
-  flags.DEFINE_string("vocab_file", None, "Defaults to the model's vocab.txt.")
-  flags.DEFINE_bool("do_lower_case", None, "Defaults to the model's casing.")
+  define_model_flags()
   flags.DEFINE_bool("do_train", False, "Train.")
   flags.DEFINE_integer("train_batch_size", 32, "Global training batch size.")
   flags.DEFINE_float("learning_rate", None, "Peak Adam learning rate; default "
@@ -46,6 +37,20 @@ def define_common_flags(output_dir_help):
   flags.DEFINE_float("adapter_init_scale", 1e-3, "Std of the adapters' init.")
   flags.DEFINE_integer("top_k_layers", 1, "Blocks trained in top_k mode.")
   flags.DEFINE_integer("seed", 42, "Random seed (init, dropout, data order).")
+
+
+def define_model_flags():
+  """Where the pretrained backbone comes from (see load_pretrained)."""
+  flags.DEFINE_string("preset", "all-MiniLM-L6-v2", "Pretrained model used "
+                      "when no checkpoint or hub module is given.")
+  flags.DEFINE_string("bert_config_file", None, "Google bert_config.json (or "
+                      "a Model Garden encoder config JSON) for "
+                      "--init_checkpoint.")
+  flags.DEFINE_string("init_checkpoint", None, "Google TF1 BERT or Model "
+                      "Garden TF2 checkpoint, or a safetensors BERT directory.")
+  flags.DEFINE_string("hub_module", None, "TF Hub BERT SavedModel dir/handle.")
+  flags.DEFINE_string("vocab_file", None, "Defaults to the model's vocab.txt.")
+  flags.DEFINE_bool("do_lower_case", None, "Defaults to the model's casing.")
 
 
 def check_output_dir():

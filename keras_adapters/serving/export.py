@@ -297,14 +297,7 @@ def main():
   from absl import app  # pylint: disable=g-import-not-at-top
   from absl import flags
   from keras_adapters import driver_flags
-  for name, value, text in [
-      ("preset", "all-MiniLM-L6-v2", "Backbone preset (as for training)."),
-      ("bert_config_file", None, "Backbone bert_config.json."),
-      ("init_checkpoint", None, "Backbone checkpoint."),
-      ("hub_module", None, "Backbone TF Hub SavedModel."),
-      ("vocab_file", None, "Defaults to the backbone's vocab.txt.")]:
-    flags.DEFINE_string(name, value, text)
-  flags.DEFINE_bool("do_lower_case", None, "Defaults to the model's casing.")
+  driver_flags.define_model_flags()
   flags.DEFINE_list("adapter_pack", None, "Pack(s) (adapter_pack.npz); "
                     "several = one multi-task SavedModel.")
   flags.DEFINE_string("output_dir", None, "A run_classifier.py output_dir "
