@@ -177,10 +177,7 @@ def run():
   elif FLAGS.adapter_pack:
     adapter_pack.load_adapter_pack(FLAGS.adapter_pack, model, encoder)
   else:
-    step = training.restore_latest(model, FLAGS.output_dir)
-    if not step:
-      raise UserInputError(f"no checkpoint in {FLAGS.output_dir}/checkpoints;"
-                           " train first (--do_train)")
+    step = training.restore_trained(model, FLAGS.output_dir)
 
   if FLAGS.export_dir:
     from keras_adapters.serving import export_classifier

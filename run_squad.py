@@ -191,10 +191,7 @@ def run():
     adapter_pack.load_adapter_pack(FLAGS.adapter_pack, model, encoder)
     step = 0
   else:
-    step = training.restore_latest(model, FLAGS.output_dir)
-    if not step:
-      raise UserInputError(f"no checkpoint in {FLAGS.output_dir}/checkpoints;"
-                           " train first (--do_train)")
+    step = training.restore_trained(model, FLAGS.output_dir)
 
   if FLAGS.do_predict:
     start = time.time()

@@ -85,6 +85,15 @@ def restore_latest(model, output_dir):
   return 0
 
 
+def restore_trained(model, output_dir):
+  """Restores the newest checkpoint for evaluation; errors if there is none."""
+  step = restore_latest(model, output_dir)
+  if not step:
+    raise UserInputError(f"no checkpoint in {output_dir}/checkpoints; train "
+                         "first (--do_train)")
+  return step
+
+
 def fit_resumable(model, make_dataset, steps_per_epoch, total_steps,
                   output_dir, save_checkpoints_steps):
   """`model.fit` for `total_steps` steps that resumes from output_dir.

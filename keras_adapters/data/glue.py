@@ -118,6 +118,14 @@ def _read_rows(path: str, delimiter: str, quoting: int) -> list:
     raise UserInputError(f"{path} line {reader.line_num}: unreadable row ({e}); fix the row") from None
 
 
+def _check_split_and_dir(split: str, data_dir: str, holding: str):
+  if split not in SPLITS:
+    raise UserInputError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+  if not os.path.isdir(data_dir):
+    raise UserInputError(f"data_dir {data_dir} does not exist or is not a directory; "
+                         f"pass the folder holding {holding} (--data_dir)")
+
+
 class Processor:
   """Reads one GLUE task's official TSV files into `Example`s.
 
@@ -147,11 +155,7 @@ class Processor:
     return self._labels
 
   def _path(self, data_dir: str, split: str) -> str:
-    if split not in SPLITS:
-      raise UserInputError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
-    if not os.path.isdir(data_dir):
-      raise UserInputError(f"data_dir {data_dir} does not exist or is not a directory; "
-                           f"pass the folder holding the {self.name} files (--data_dir)")
+    _check_split_and_dir(split, data_dir, f"the {self.name} files")
     name = {"train": "train.tsv", "dev": self._spec.dev_file, "test": self._spec.test_file}[split]
     path = os.path.join(data_dir, name)
     if not os.path.isfile(path):
@@ -269,11 +273,7 @@ class GenericProcessor(Processor):
     return self._labels
 
   def _path(self, data_dir: str, split: str) -> str:
-    if split not in SPLITS:
-      raise UserInputError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
-    if not os.path.isdir(data_dir):
-      raise UserInputError(f"data_dir {data_dir} does not exist or is not a directory; "
-                           f"pass the folder holding {split}.tsv or {split}.csv (--data_dir)")
+    _check_split_and_dir(split, data_dir, f"{split}.tsv or {split}.csv")
     paths = [os.path.join(data_dir, split + ext) for ext in (".tsv", ".csv")]
     found = [p for p in paths if os.path.isfile(p)]
     if len(found) != 1:
