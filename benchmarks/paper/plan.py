@@ -1,0 +1,202 @@
+"""The paper-reproduction plan (issue #4): every run_classifier.py run, in
+priority order, with a CPU-time estimate per block.
+
+Usage: python benchmarks/paper/plan.py            # blocks, run counts, hours
+       python benchmarks/paper/plan.py --list     # every point and its command
+
+A point's name depends only on its settings (never on its block), so a run
+needed by two blocks (e.g. MRPC adapters m=8 at the sweep's best rate, used by
+the table and the trade-off figure) is trained once. Learning rates written
+"best:<method>" are resolved from the results file: the rate of the seed-1
+sweep of <method> on that task with the best dev score, once all of that
+sweep's runs are in (until then those points wait).
+"""
+
+import argparse
+import math
+import os
+
+DATA = os.environ.get("DATA", "../shared/data/glue_data")
+OUT = os.environ.get("OUT", "runs/paper")
+# SST-2: a fixed subset, the first SST2_ROWS training rows in file order
+# (55 % positive, as in the full file); written by run_plan.py.
+SST2_ROWS = 10000
+SST2_DIR = os.path.join(OUT, "data", "SST-2-first10k")
+
+# Task -> (data dir, training rows, max_seq_length, epochs, selection metric).
+# The selection metric picks the best learning rate on dev; MRPC uses the mean
+# of accuracy and F1 (the GLUE leaderboard's MRPC score).
+TASKS = {
+    "MRPC": (f"{DATA}/MRPC", 3668, 128, 3, ("accuracy", "f1")),
+    "RTE": (f"{DATA}/RTE", 2490, 128, 3, ("accuracy",)),
+    "STS-B": (f"{DATA}/STS-B", 5749, 128, 3, ("spearman",)),
+    "CoLA": (f"{DATA}/CoLA", 8551, 64, 3, ("matthews_corr",)),
+    "SST-2": (SST2_DIR, SST2_ROWS, 64, 3, ("accuracy",)),
+}
+SMALL_TASKS = ("MRPC", "RTE", "STS-B", "CoLA")
+FIGURE_TASKS = ("MRPC", "RTE")
+
+# Learning-rate grids: the paper's for adapters and full fine-tuning; the
+# adapter grid for LayerNorm-only, and one centred on the driver's default
+# (1e-4) for top-k.
+LR_GRID = {
+    "adapter": ("3e-4", "1e-3", "3e-3"),
+    "full": ("2e-5", "5e-5", "1e-4"),
+    "top_k": ("5e-5", "1e-4", "3e-4"),
+    "layer_norm": ("3e-4", "1e-3", "3e-3"),
+}
+TABLE_METHODS = ("adapter8", "adapter64", "adapter256", "full", "top1", "top3",
+                 "ln")
+INIT_SCALES = ("1e-7", "1e-6", "1e-5", "1e-4", "1e-3", "1e-2", "1e-1", "1")
+DEFAULT_INIT = "1e-3"
+
+# Seconds per training step at batch 32, max_seq_length 128, on the 2 cores
+# when quiet (adapter 2.4 s and full 3.5 s measured; top-k and LayerNorm-only
+# interpolated by how much of the backward pass they run: a forward is about
+# a third of a full step). max_seq_length 64 costs SEQ64_FACTOR of that.
+# benchmarks/speed.py measures them: refresh these from speed.jsonl.
+STEP_SECONDS_128 = dict(adapter=2.4, full=3.5, layer_norm=2.3)
+SEQ64_FACTOR = 0.5
+RUN_OVERHEAD_SECONDS = 90  # start-up, tokenization, dev evaluation
+
+
+def method_settings(method):
+  """'adapter64' / 'full' / 'top3' / 'ln' -> run_classifier flags dict."""
+  if method.startswith("adapter"):
+    return dict(fine_tune_mode="adapter", adapter_size=int(method[7:]))
+  if method.startswith("top"):
+    return dict(fine_tune_mode="top_k", top_k_layers=int(method[3:]))
+  return dict(full=dict(fine_tune_mode="full"),
+              ln=dict(fine_tune_mode="layer_norm"))[method]
+
+
+def point(task, method, lr, seed, init=DEFAULT_INIT):
+  name = f"{task.lower().replace('-', '')}_{method}_lr{lr}_s{seed}"
+  if init != DEFAULT_INIT:
+    name += f"_init{init}"
+  return dict(name=name, task=task, method=method, lr=lr, seed=seed,
+              init=init)
+
+
+def _sweep(tasks, methods, seeds=(1,)):
+  return [point(t, m, lr, s) for t in tasks for m in methods for s in seeds
+          for lr in LR_GRID[method_settings(m)["fine_tune_mode"]]]
+
+
+def _at_best(tasks, methods, seeds, best_of=None):
+  return [point(t, m, f"best:{best_of or m}", s) for t in tasks
+          for m in methods for s in seeds]
+
+
+def blocks():
+  """[(block name, what it is for, [points])], most informative first."""
+  baselines = ("adapter8", "adapter256", "top1", "top3", "ln")
+  return [
+      ("1_sweep_main", "table: adapters m=64 vs full, LR sweep, seed 1",
+       _sweep(SMALL_TASKS, ("adapter64", "full"))),
+      ("2_seeds_main", "table: seeds 2-3 of adapters m=64 and full at the "
+       "best LR", _at_best(SMALL_TASKS, ("adapter64", "full"), (2, 3))),
+      ("3_sweep_baselines", "table: adapters m=8/256, top-1/3, LayerNorm-"
+       "only, LR sweep, seed 1", _sweep(SMALL_TASKS, baselines)),
+      ("4_seeds_baselines", "table: seeds 2-3 of those at the best LR",
+       _at_best(SMALL_TASKS, baselines, (2, 3))),
+      ("5_sst2", "table: SST-2 (first 10k training rows), every method, LR "
+       "sweep, seed 1", _sweep(("SST-2",), TABLE_METHODS)),
+      ("6_tradeoff", "figure: adapter sizes 2^0..2^8 at the m=64 best LR, "
+       "top-k k=1..6 at the top-3 best LR, seed 1",
+       _at_best(FIGURE_TASKS, [f"adapter{2 ** i}" for i in range(9)], (1,),
+                "adapter64") +
+       _at_best(FIGURE_TASKS, [f"top{k}" for k in range(1, 7)], (1,),
+                "top3")),
+      ("7_init", "figure: MRPC adapters m=64 at the best LR, init std "
+       "1e-7..1, seed 1",
+       [point("MRPC", "adapter64", "best:adapter64", 1, init)
+        for init in INIT_SCALES]),
+      ("8_figure_seeds", "figures: seeds 2-3 of blocks 6 and 7",
+       _at_best(FIGURE_TASKS, [f"adapter{2 ** i}" for i in range(9)], (2, 3),
+                "adapter64") +
+       _at_best(FIGURE_TASKS, [f"top{k}" for k in range(1, 7)], (2, 3),
+                "top3") +
+       [point("MRPC", "adapter64", "best:adapter64", s, init)
+        for s in (2, 3) for init in INIT_SCALES]),
+  ]
+
+
+def command(p, lr, output_dir):
+  """The run_classifier.py command line of point `p` at learning rate `lr`."""
+  data_dir, _, seq, epochs, _ = TASKS[p["task"]]
+  flags = dict(task_name=p["task"], do_train=None, do_eval=None,
+               data_dir=data_dir, output_dir=output_dir, max_seq_length=seq,
+               num_train_epochs=epochs, learning_rate=lr, seed=p["seed"],
+               **method_settings(p["method"]))
+  if p["init"] != DEFAULT_INIT:
+    flags["adapter_init_scale"] = p["init"]
+  args = [f"--{k}" if v is None else f"--{k}={v}" for k, v in flags.items()]
+  return "python run_classifier.py " + " ".join(args)
+
+
+def estimated_seconds(p):
+  _, rows, seq, epochs, _ = TASKS[p["task"]]
+  settings = method_settings(p["method"])
+  mode = settings["fine_tune_mode"]
+  if mode == "top_k":  # forward + backward through the top k of 6 blocks
+    full = STEP_SECONDS_128["full"]
+    step = full / 3 + (full * 2 / 3) * settings["top_k_layers"] / 6
+  else:
+    step = STEP_SECONDS_128[mode]
+  if seq == 64:
+    step *= SEQ64_FACTOR
+  return (rows // 32) * epochs * step + RUN_OVERHEAD_SECONDS
+
+
+def unique_points():
+  """[(block name, point)] in priority order, each run once.
+
+  A seed-1 point at "best:<m>" is dropped when its method was swept with the
+  same grid on that task: the best rate is one of the swept ones, so that run
+  is already in the sweep. (Other "best:" points may also coincide; those
+  are found when the runner resolves them.)
+  """
+  seen, result = set(), []
+  swept = {(p["task"], p["method"], p["init"]) for _, _, points in blocks()
+           for p in points if not p["lr"].startswith("best:")}
+  for block, _, points in blocks():
+    for p in points:
+      key = (p["task"], p["method"], p["lr"], p["seed"], p["init"])
+      if p["lr"].startswith("best:") and p["seed"] == 1:
+        grid = LR_GRID[method_settings(p["method"])["fine_tune_mode"]]
+        best_of = method_settings(p["lr"][5:])["fine_tune_mode"]
+        if ((p["task"], p["method"], p["init"]) in swept
+            and grid == LR_GRID[best_of]):
+          continue
+      if key not in seen:
+        seen.add(key)
+        result.append((block, p))
+  return result
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--list", action="store_true",
+                      help="print every point and its command")
+  args = parser.parse_args()
+  per_block = {}
+  for block, p in unique_points():
+    per_block.setdefault(block, []).append(p)
+    if args.list:
+      print(f"{block}\t{p['name']}\t{command(p, p['lr'], os.path.join(OUT, p['name']))}")
+  if args.list:
+    return
+  print("| block | what | new runs | est. hours (wall, 2 quiet cores) |")
+  print("|---|---|---|---|")
+  total = 0.0
+  for block, what, _ in blocks():
+    points = per_block.get(block, [])
+    hours = sum(map(estimated_seconds, points)) / 3600
+    total += hours
+    print(f"| {block} | {what} | {len(points)} | {hours:.1f} |")
+  print(f"| total | | {sum(map(len, per_block.values()))} | {total:.1f} |")
+
+
+if __name__ == "__main__":
+  main()

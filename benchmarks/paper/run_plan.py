@@ -1,0 +1,192 @@
+"""Runs the paper plan (plan.py) with run_classifier.py, resumably.
+
+Each finished run appends one JSON line to the results file (name, settings,
+dev metrics, wall time, the exact command, the driver's parameter report,
+machine). A run whose name is already there is skipped, so a killed sweep
+continues where it stopped: re-run the same command; the interrupted run
+resumes from its last checkpoint (run_classifier.py's own resume). After a
+run succeeds its checkpoints are deleted (full fine-tuning keeps ~0.8 GB per
+run) unless --keep_checkpoints; adapter_pack.npz and eval_results.txt stay.
+
+Usage (from the repo root):
+  python benchmarks/paper/run_plan.py --blocks 1,2      # blocks by number
+  python benchmarks/paper/run_plan.py --dry_run         # what would run next
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import plan  # pylint: disable=g-import-not-at-top
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+
+
+def load_results(path):
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def selection_score(row):
+  keys = plan.TASKS[row["task"]][4]
+  return sum(row["metrics"][f"eval_{k}"] for k in keys) / len(keys)
+
+
+def best_lr(rows, task, method):
+  """The seed-1 sweep's best rate of `method` on `task`, or None until every
+  rate of the sweep is in `rows`. Ties go to the first rate of the grid."""
+  grid = plan.LR_GRID[plan.method_settings(method)["fine_tune_mode"]]
+  scores = {r["lr"]: selection_score(r) for r in rows
+            if (r["task"], r["method"], r["seed"], r["init"]) ==
+            (task, method, 1, plan.DEFAULT_INIT)}
+  if not all(lr in scores for lr in grid):
+    return None
+  return max(grid, key=lambda lr: (scores[lr], -grid.index(lr)))
+
+
+def resolve(p, rows):
+  """Point `p` with a concrete learning rate and name, or None (waiting)."""
+  lr = p["lr"]
+  if lr.startswith("best:"):
+    lr = best_lr(rows, p["task"], lr[5:])
+    if lr is None:
+      return None
+  return plan.point(p["task"], p["method"], lr, p["seed"], p["init"])
+
+
+def prepare_sst2_subset():
+  """Writes the fixed SST-2 subset: header + the first SST2_ROWS rows."""
+  target = os.path.join(plan.SST2_DIR, "train.tsv")
+  if os.path.exists(target):
+    return
+  source = os.path.join(plan.DATA, "SST-2")
+  os.makedirs(plan.SST2_DIR, exist_ok=True)
+  with open(os.path.join(source, "train.tsv"), encoding="utf-8") as f:
+    lines = [next(f) for _ in range(plan.SST2_ROWS + 1)]
+  with open(target + ".tmp", "w", encoding="utf-8") as f:
+    f.writelines(lines)
+  os.replace(target + ".tmp", target)
+  dev = os.path.join(plan.SST2_DIR, "dev.tsv")
+  if not os.path.exists(dev):
+    os.symlink(os.path.abspath(os.path.join(source, "dev.tsv")), dev)
+
+
+def parse_parameters(log_path):
+  """The driver's 'Parameters: ...' line and its numbers."""
+  with open(log_path, errors="replace") as f:
+    line = next((l.strip() for l in f if l.startswith("Parameters:")), "")
+  numbers = [int(n.replace(",", "")) for n in
+             re.findall(r"(\d[\d,]*) ", line + " ")[:3]]
+  if len(numbers) < 3:
+    return line, {}
+  return line, dict(backbone_params=numbers[0], adapter_params=numbers[1],
+                    trained_params=numbers[2])
+
+
+def read_metrics(output_dir):
+  metrics = {}
+  with open(os.path.join(output_dir, "eval_results.txt")) as f:
+    for line in f:
+      key, value = line.split(" = ")
+      metrics[key] = float(value)
+  return metrics
+
+
+def run_point(p, block, args):
+  output_dir = os.path.join(plan.OUT, p["name"])
+  command = plan.command(p, p["lr"], output_dir)
+  if args.extra:
+    command += " " + args.extra
+  if args.dry_run:
+    print(f"would run [{block}] {command}")
+    return None
+  if p["task"] == "SST-2":
+    prepare_sst2_subset()
+  resumed = os.path.isdir(os.path.join(output_dir, "checkpoints"))
+  log_path = output_dir + ".log"
+  os.makedirs(plan.OUT, exist_ok=True)
+  print(f"== [{block}] {p['name']}{' (resuming)' if resumed else ''}: "
+        f"{command}", flush=True)
+  start = time.time()
+  with open(log_path, "a") as log:
+    code = subprocess.call([args.python] + command.split()[1:], cwd=REPO,
+                           stdout=log, stderr=subprocess.STDOUT)
+  seconds = time.time() - start
+  if code != 0:
+    print(f"FAILED {p['name']} (exit {code}), see {log_path}", flush=True)
+    return None
+  report, counts = parse_parameters(log_path)
+  _, _, seq, epochs, _ = plan.TASKS[p["task"]]
+  row = dict(name=p["name"], block=block, task=p["task"], method=p["method"],
+             lr=p["lr"], seed=p["seed"], init=p["init"], max_seq_length=seq,
+             num_train_epochs=epochs, metrics=read_metrics(output_dir),
+             wall_seconds=int(seconds), resumed=resumed, command=command,
+             parameters=report, **counts, cpus=os.cpu_count(),
+             machine=platform.machine(),
+             finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+  with open(args.results, "a") as f:
+    f.write(json.dumps(row) + "\n")
+  if not args.keep_checkpoints:
+    shutil.rmtree(os.path.join(output_dir, "checkpoints"), ignore_errors=True)
+  print(json.dumps(row["metrics"]), f"{seconds / 60:.1f} min", flush=True)
+  return row
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--blocks", default="",
+                      help="comma-separated block numbers (default: all)")
+  parser.add_argument("--results", default="benchmarks/results/paper.jsonl")
+  parser.add_argument("--python", default=".venv/bin/python")
+  parser.add_argument("--max_runs", type=int, default=0,
+                      help="stop after this many runs (0: no limit)")
+  parser.add_argument("--tasks", default="",
+                      help="comma-separated tasks (default: all)")
+  parser.add_argument("--extra", default="",
+                      help="flags appended to every command (smoke tests "
+                      "only, e.g. '--num_train_epochs=0.05'; the last value "
+                      "of a repeated flag wins)")
+  parser.add_argument("--dry_run", action="store_true")
+  parser.add_argument("--keep_checkpoints", action="store_true")
+  args = parser.parse_args()
+  os.chdir(REPO)
+  wanted = {b.strip() for b in args.blocks.split(",") if b.strip()}
+  tasks = {t.strip() for t in args.tasks.split(",") if t.strip()}
+  os.makedirs(os.path.dirname(args.results) or ".", exist_ok=True)
+  rows = load_results(args.results)
+  done = {r["name"] for r in rows}
+  ran = waiting = 0
+  for block, p in plan.unique_points():
+    if ((wanted and block.split("_")[0] not in wanted) or
+        (tasks and p["task"] not in tasks)):
+      continue
+    resolved = resolve(p, rows)
+    if resolved is None:
+      waiting += 1
+      continue
+    if resolved["name"] in done:
+      continue
+    if args.max_runs and ran >= args.max_runs:
+      break
+    row = run_point(resolved, block, args)
+    done.add(resolved["name"])
+    ran += 1
+    if row:
+      rows.append(row)
+  print(f"{ran} run(s) {'listed' if args.dry_run else 'attempted'}; "
+        f"{waiting} waiting for their learning-rate sweep; results in "
+        f"{args.results}")
+
+
+if __name__ == "__main__":
+  main()

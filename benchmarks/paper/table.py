@@ -1,0 +1,157 @@
+"""The paper's Table 1/2 from the plan's results file, as Markdown.
+
+For every task and method: the learning rate with the best seed-1 dev score
+(run_plan.best_lr), then the mean ± s.e.m. over the seeds run at that rate.
+Scores are x100. MRPC shows accuracy/F1, STS-B Spearman, CoLA Matthews, RTE
+and SST-2 accuracy; "mean" averages one score per task (MRPC: the mean of
+accuracy and F1, the score the learning rate was selected on).
+
+Usage: python benchmarks/paper/table.py [benchmarks/results/paper.jsonl] \
+         > benchmarks/results/paper_table.md
+"""
+
+import math
+import os
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import plan  # pylint: disable=g-import-not-at-top
+import run_plan  # pylint: disable=g-import-not-at-top
+
+LABELS = dict(adapter8="Adapters (m=8)", adapter64="Adapters (m=64)",
+              adapter256="Adapters (m=256)", full="Full fine-tuning",
+              top1="Top-1 layer fine-tuning", top3="Top-3 layer fine-tuning",
+              ln="LayerNorm only")
+BEST_ADAPTER = "Adapters (best m of 8/64/256 per task)"
+
+
+def mean_sem(values):
+  if len(values) < 2:
+    return values[0], None
+  return (statistics.mean(values),
+          statistics.stdev(values) / math.sqrt(len(values)))
+
+
+def fmt(values):
+  mean, sem = mean_sem([100 * v for v in values])
+  return f"{mean:.1f}" + (f" ± {sem:.1f}" if sem is not None else "")
+
+
+class Cell:
+  """One task x method: the best-rate runs of every seed."""
+
+  def __init__(self, rows, task, method):
+    self.lr = run_plan.best_lr(rows, task, method)
+    self.partial = self.lr is None  # sweep not complete: best so far
+    sweep = [r for r in rows if (r["task"], r["method"], r["seed"], r["init"])
+             == (task, method, 1, plan.DEFAULT_INIT)]
+    if self.partial and sweep:
+      self.lr = max(sweep, key=run_plan.selection_score)["lr"]
+    self.runs = sorted((r for r in rows if (r["task"], r["method"], r["lr"],
+                                            r["init"]) ==
+                        (task, method, self.lr, plan.DEFAULT_INIT)),
+                       key=lambda r: r["seed"])
+    self.task, self.method = task, method
+
+  def __bool__(self):
+    return bool(self.runs)
+
+  def seed1_score(self):
+    return run_plan.selection_score(self.runs[0])
+
+  def values(self, key):
+    return [r["metrics"][f"eval_{key}"] for r in self.runs]
+
+  def text(self):
+    keys = plan.TASKS[self.task][4]
+    text = " / ".join(fmt(self.values(k)) for k in keys)
+    marks = f" (n={len(self.runs)})"
+    return text + marks + ("*" if self.partial else "")
+
+  def score(self):
+    return statistics.mean(map(run_plan.selection_score, self.runs))
+
+  def trained_fraction(self):
+    run = self.runs[0]
+    return run["trained_params"] / run["backbone_params"]
+
+
+def best_adapter_cell(rows, task):
+  cells = [c for c in (Cell(rows, task, m) for m in
+                       ("adapter8", "adapter64", "adapter256")) if c]
+  return max(cells, key=Cell.seed1_score) if cells else None
+
+
+def table(rows):
+  tasks = [t for t in plan.TASKS if any(r["task"] == t for r in rows)]
+  lines = ["| method | " + " | ".join(
+      f"{t} ({'/'.join(plan.TASKS[t][4])})" for t in tasks) +
+           " | mean | trained params / task | total params, all tasks |",
+           "|---|" + "---|" * (len(tasks) + 3)]
+  summary = {}
+  methods = [(LABELS[m], m) for m in plan.TABLE_METHODS]
+  methods.insert(3, (BEST_ADAPTER, None))
+  for label, method in methods:
+    cells = [Cell(rows, t, method) if method else best_adapter_cell(rows, t)
+             for t in tasks]
+    if not any(cells):
+      continue
+    texts = [(c.text() + (f" m={c.method[7:]}" if method is None else ""))
+             if c else "pending" for c in cells]
+    present = [c for c in cells if c]
+    mean = statistics.mean(100 * c.score() for c in present)
+    fractions = [c.trained_fraction() for c in present]
+    per_task = 100 * statistics.mean(fractions)
+    # Full fine-tuning stores a whole model per task; every other method
+    # stores the backbone once plus its trained variables per task.
+    total = sum(fractions) + (0 if method == "full" else 1)
+    note = "" if len(present) == len(tasks) else f" ({len(present)} tasks)"
+    lines.append(f"| {label} | " + " | ".join(texts) +
+                 f" | {mean:.1f}{note} | {per_task:.2f} % | {total:.2f}x |")
+    summary[label] = (mean, per_task, len(present))
+  lines.append("")
+  lines.append("Scores x100, mean ± s.e.m. over seeds at the learning rate "
+               "with the best seed-1 dev score; n = seeds; * = that "
+               "method's learning-rate sweep is incomplete (best so far). "
+               "Total params: backbone = 1x, for the "
+               f"{len(tasks)} task(s) above.")
+  full, best = summary.get(LABELS["full"]), summary.get(BEST_ADAPTER)
+  if full and best and full[2] == best[2]:
+    lines.append(f"\nGoal check: adapters (best m) mean - full fine-tuning "
+                 f"mean = {best[0] - full[0]:+.1f} points (goal >= -0.5); "
+                 f"adapters train {best[1]:.2f} % of the backbone per task "
+                 "(goal <= 2.5 %).")
+  return "\n".join(lines)
+
+
+def runs_table(rows):
+  """Which run produced each cell: its learning rate and seed-1 command."""
+  lines = ["| task | method | best lr | seeds | seed-1 command |",
+           "|---|---|---|---|---|"]
+  for task in plan.TASKS:
+    for method in plan.TABLE_METHODS:
+      cell = Cell(rows, task, method)
+      if cell:
+        seeds = ",".join(str(r["seed"]) for r in cell.runs)
+        lines.append(f"| {task} | {method} | {cell.lr}"
+                     f"{'*' if cell.partial else ''} | {seeds} | "
+                     f"`{cell.runs[0]['command']}` |")
+  return "\n".join(lines)
+
+
+def main():
+  path = sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results/paper.jsonl"
+  rows = run_plan.load_results(path)
+  if not rows:
+    sys.exit(f"table.py: error: no results in {path}; run "
+             "benchmarks/paper/run_plan.py first")
+  print(f"Results file: `{path}` ({len(rows)} runs)\n")
+  print(table(rows))
+  print("\nRuns behind each cell (other seeds: same command with --seed=N; "
+        "every command is in the results file):\n")
+  print(runs_table(rows))
+
+
+if __name__ == "__main__":
+  main()
