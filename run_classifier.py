@@ -38,6 +38,12 @@ flags.DEFINE_string("text_b_column", None, "generic task: second text column.")
 flags.DEFINE_string("label_column", "1", "generic task: label column.")
 flags.DEFINE_list("label_list", None, "generic task: labels (else inferred).")
 flags.DEFINE_bool("regression", False, "generic task: float labels.")
+flags.DEFINE_string("tfds_name", None, "Read the task from tensorflow-"
+                    "datasets instead of --data_dir, e.g. glue/mrpc (implies "
+                    "--task_name). Never downloads: prepare it offline with "
+                    "python -m keras_adapters.data.tfds_glue.")
+flags.DEFINE_string("tfds_data_dir", None, "TFDS data_dir holding the "
+                    "prepared --tfds_name (local or gs://).")
 FLAGS = flags.FLAGS
 
 # File names the GLUE leaderboard expects in a submission zip.
@@ -53,6 +59,13 @@ def _column(value):
 
 def _processor():
   from keras_adapters.data import glue
+  if FLAGS.tfds_name:
+    from keras_adapters.data import tfds_glue
+    task = tfds_glue.config_of(FLAGS.tfds_name)[1].task
+    if FLAGS.task_name and glue.canonical_task_name(FLAGS.task_name) != task:
+      raise UserInputError(f"--task_name={FLAGS.task_name} does not match "
+                           f"--tfds_name={FLAGS.tfds_name}; drop --task_name")
+    FLAGS.task_name = task
   if glue.canonical_task_name(FLAGS.task_name) != "generic":
     return glue.get_processor(FLAGS.task_name)
   return glue.get_processor(
@@ -66,10 +79,14 @@ def _check_flags():
   if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
     raise UserInputError("nothing to do: pass --do_train, --do_eval and/or "
                          "--do_predict")
-  for name in ("task_name", "data_dir", "output_dir"):
+  required = ("output_dir",) if FLAGS.tfds_name else (
+      "task_name", "data_dir", "output_dir")
+  for name in required:
     if not getattr(FLAGS, name):
       raise UserInputError(f"--{name} is required")
-  if not os.path.isdir(FLAGS.data_dir):
+  if FLAGS.tfds_name and FLAGS.data_dir:
+    raise UserInputError("give --data_dir or --tfds_name, not both")
+  if not FLAGS.tfds_name and not os.path.isdir(FLAGS.data_dir):
     raise UserInputError(f"--data_dir {FLAGS.data_dir} is not a directory")
   if FLAGS.num_train_epochs <= 0 or FLAGS.train_batch_size < 1:
     raise UserInputError("--num_train_epochs and --train_batch_size must be "
@@ -102,13 +119,18 @@ def run():
   _check_flags()
   processor = _processor()
   # Read (and so validate) every file needed before any slow work starts.
+  read = processor.get_examples
+  if FLAGS.tfds_name:
+    from keras_adapters.data import tfds_glue
+    read = lambda _, split: tfds_glue.read_examples(  # pylint: disable=g-long-lambda
+        FLAGS.tfds_name, FLAGS.tfds_data_dir, split)
   examples = {}
   if FLAGS.do_train:
-    examples["train"] = processor.get_examples(FLAGS.data_dir, "train")
+    examples["train"] = read(FLAGS.data_dir, "train")
   if FLAGS.do_eval:
-    examples["dev"] = processor.get_examples(FLAGS.data_dir, "dev")
+    examples["dev"] = read(FLAGS.data_dir, "dev")
   if FLAGS.do_predict:
-    examples["test"] = processor.get_examples(FLAGS.data_dir, "test")
+    examples["test"] = read(FLAGS.data_dir, "test")
   labels = processor.labels
   if FLAGS.adapter_pack:
     _use_pack_config(labels)
@@ -116,13 +138,17 @@ def run():
   import numpy as np
   import tensorflow as tf
   import tf_keras
-  from keras_adapters import adapter_pack, metrics, training, tuning
+  from keras_adapters import adapter_pack, distribute, metrics, training
+  from keras_adapters import tuning
   from keras_adapters.classifier import build_classifier
   from keras_adapters.data.features import make_dataset
   from keras_adapters.data.features import steps_per_epoch as count_steps
 
   tf_keras.utils.set_random_seed(FLAGS.seed)
   strategy = driver_flags.strategy_from_flags()
+  for flag in ("train_batch_size", "eval_batch_size", "predict_batch_size"):
+    distribute.check_batch_size(strategy, flag, getattr(FLAGS, flag))
+  chief = distribute.is_chief(strategy)
   with strategy.scope():
     pretrained = driver_flags.load_pretrained_from_flags()
     num_classes = 1 if processor.is_regression else len(labels)
@@ -150,6 +176,8 @@ def run():
                                                                encoder)))
 
   def dataset(split, batch_size, training_=False, skip=0):
+    """Training: repeated full batches. Else full batches padded at the end
+    (static shapes; even replica split); drop outputs past the examples."""
     ds = make_dataset(
         examples[split], vocab_file=pretrained.vocab_file,
         do_lower_case=pretrained.do_lower_case,
@@ -157,6 +185,8 @@ def run():
         is_regression=processor.is_regression, batch_size=batch_size,
         is_training=training_, seed=FLAGS.seed, drop_remainder=training_,
         repeat=training_)
+    if not training_:
+      return distribute.padded_batches(ds, len(examples[split]), batch_size)
     return ds.skip(skip) if skip else ds
 
   step = 0
@@ -167,13 +197,14 @@ def run():
         steps_per_epoch, total_steps, FLAGS.output_dir,
         min(FLAGS.save_checkpoints_steps, total_steps))
     pack_path = os.path.join(FLAGS.output_dir, "adapter_pack.npz")
-    adapter_pack.save_adapter_pack(pack_path, model, encoder, dict(
-        task_name=processor.name, labels=labels,
-        is_regression=processor.is_regression,
-        fine_tune_mode=FLAGS.fine_tune_mode, adapter_size=FLAGS.adapter_size,
-        top_k_layers=FLAGS.top_k_layers, max_seq_length=FLAGS.max_seq_length,
-        model=pretrained.description))
-    print(f"Saved the trained variables to {pack_path}")
+    if chief:  # multi-worker: only the chief writes results
+      adapter_pack.save_adapter_pack(pack_path, model, encoder, dict(
+          task_name=processor.name, labels=labels,
+          is_regression=processor.is_regression,
+          fine_tune_mode=FLAGS.fine_tune_mode,
+          adapter_size=FLAGS.adapter_size, top_k_layers=FLAGS.top_k_layers,
+          max_seq_length=FLAGS.max_seq_length, model=pretrained.description))
+      print(f"Saved the trained variables to {pack_path}")
   elif FLAGS.adapter_pack:
     adapter_pack.load_adapter_pack(FLAGS.adapter_pack, model, encoder)
   else:
@@ -181,15 +212,21 @@ def run():
 
   if FLAGS.export_dir:
     from keras_adapters.serving import export_classifier
+    # Every worker saves (collectively); non-chief ones into their own dir.
+    export_dir = FLAGS.export_dir if chief else os.path.join(
+        distribute.worker_dir(strategy, FLAGS.output_dir), "export")
     export_classifier(
-        FLAGS.export_dir, model, encoder, vocab_file=pretrained.vocab_file,
+        export_dir, model, encoder, vocab_file=pretrained.vocab_file,
         do_lower_case=pretrained.do_lower_case, labels=labels,
         is_regression=processor.is_regression, is_pair=processor.is_pair,
         max_seq_length=FLAGS.max_seq_length, task_name=processor.name)
-    print(f"Exported a SavedModel for TF Serving to {FLAGS.export_dir}")
+    distribute.remove_worker_dir(strategy, FLAGS.output_dir)
+    if chief:
+      print(f"Exported a SavedModel for TF Serving to {FLAGS.export_dir}")
 
   def predict(split, batch_size):
     outputs = model.predict(dataset(split, batch_size), verbose=0)
+    outputs = outputs[:len(examples[split])]  # drop the padding
     return outputs[:, 0] if processor.is_regression else outputs
 
   if FLAGS.do_eval:
@@ -202,12 +239,15 @@ def run():
       predicted = outputs.argmax(-1)
     result = metrics.compute_metrics(processor, gold, predicted)
     path = os.path.join(FLAGS.output_dir, "eval_results.txt")
-    training.write_atomically(path, _results_text(result, step))
-    print(f"***** Eval results ({len(gold)} dev examples) -> {path}")
-    print(_results_text(result, step), end="")
+    if chief:
+      training.write_atomically(path, _results_text(result, step))
+      print(f"***** Eval results ({len(gold)} dev examples) -> {path}")
+      print(_results_text(result, step), end="")
 
   if FLAGS.do_predict:
     outputs = predict("test", FLAGS.predict_batch_size)
+    if not chief:
+      return
     if processor.is_regression:
       rows = [f"{x:.6f}" for x in outputs]
       submission = [f"{x:.3f}" for x in outputs]

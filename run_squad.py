@@ -120,11 +120,14 @@ def run():
     _use_pack_config()
 
   import tf_keras  # pylint: disable=g-import-not-at-top
-  from keras_adapters import adapter_pack, training, tuning  # pylint: disable=g-import-not-at-top
+  from keras_adapters import adapter_pack, distribute, training, tuning  # pylint: disable=g-import-not-at-top
   from keras_adapters.squad import evaluate, model as squad_model  # pylint: disable=g-import-not-at-top
 
   tf_keras.utils.set_random_seed(FLAGS.seed)
   strategy = driver_flags.strategy_from_flags()
+  for flag in ("train_batch_size", "predict_batch_size"):
+    distribute.check_batch_size(strategy, flag, getattr(FLAGS, flag))
+  chief = distribute.is_chief(strategy)  # only the chief writes results
   with strategy.scope():
     pretrained = driver_flags.load_pretrained_from_flags()
   max_positions = pretrained.encoder.get_config().get("max_sequence_length")
@@ -180,13 +183,15 @@ def run():
         steps_per_epoch, total_steps, FLAGS.output_dir,
         min(FLAGS.save_checkpoints_steps, total_steps))
     pack_path = os.path.join(FLAGS.output_dir, "adapter_pack.npz")
-    adapter_pack.save_adapter_pack(pack_path, model, encoder, dict(
-        task_name="squad", version_2_with_negative=(
-            FLAGS.version_2_with_negative),
-        fine_tune_mode=FLAGS.fine_tune_mode, adapter_size=FLAGS.adapter_size,
-        top_k_layers=FLAGS.top_k_layers, model=pretrained.description,
-        do_lower_case=pretrained.do_lower_case, **window))
-    print(f"Saved the trained variables to {pack_path}")
+    if chief:
+      adapter_pack.save_adapter_pack(pack_path, model, encoder, dict(
+          task_name="squad", version_2_with_negative=(
+              FLAGS.version_2_with_negative),
+          fine_tune_mode=FLAGS.fine_tune_mode,
+          adapter_size=FLAGS.adapter_size, top_k_layers=FLAGS.top_k_layers,
+          model=pretrained.description,
+          do_lower_case=pretrained.do_lower_case, **window))
+      print(f"Saved the trained variables to {pack_path}")
   elif FLAGS.adapter_pack:
     adapter_pack.load_adapter_pack(FLAGS.adapter_pack, model, encoder)
     step = 0
@@ -195,9 +200,15 @@ def run():
 
   if FLAGS.do_predict:
     start = time.time()
-    start_logits, end_logits = model.predict(
+    num_windows = len(features["predict"])
+    # Full batches (static shapes, even replica split); drop the padding.
+    batches = distribute.padded_batches(
         data.predict_dataset(features["predict"], FLAGS.predict_batch_size),
-        verbose=0)
+        num_windows, FLAGS.predict_batch_size)
+    start_logits, end_logits = (logits[:num_windows] for logits in
+                                model.predict(batches, verbose=0))
+    if not chief:
+      return
     print(f"Predicted {len(features['predict'])} windows in "
           f"{time.time() - start:.0f}s")
     predictions, nbest, null_odds = data.postprocess(

@@ -21,6 +21,7 @@ setup(
         "tensorflow-datasets==4.9.10",
         "importlib_resources==7.1.0",
         "safetensors==0.8.0",
+        "PyYAML==6.0.3",  # tpu_configs/launch.py
         "scipy==1.17.1",
         "scikit-learn==1.9.1",
     ],

@@ -2,6 +2,7 @@
 
 import os
 import sys
+import tempfile
 
 from absl import flags
 from absl import logging
@@ -30,6 +31,17 @@ def define_common_flags(output_dir_help):
   flags.DEFINE_string("gcp_project", None, "GCP project of the TPU.")
   flags.DEFINE_integer("num_tpu_cores", 8, "TPU cores (informational: taken "
                        "from the TPU system itself).")
+  flags.DEFINE_enum("distribution_strategy", "auto",
+                    ["auto", "off", "one_device", "mirrored",
+                     "multi_worker_mirrored", "tpu"],
+                    "tf.distribute strategy (Model Garden names). auto: tpu "
+                    "with --use_tpu/--tpu_name, multi_worker_mirrored when "
+                    "TF_CONFIG is set, mirrored on several local devices, "
+                    "else off. Batch sizes are global. See "
+                    "docs/DISTRIBUTED.md.")
+  flags.DEFINE_integer("num_cpu_devices", 1, "Split the CPU into this many "
+                       "logical devices (mirrored training without GPUs, "
+                       "e.g. to test the multi-replica path).")
   flags.DEFINE_enum("fine_tune_mode", "adapter",
                     ["adapter", "full", "top_k", "layer_norm", "head"],
                     "What trains (see keras_adapters/tuning.py).")
@@ -57,8 +69,9 @@ def check_output_dir():
   """Creates --output_dir, or fails early if it cannot be written."""
   try:
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    probe = os.path.join(FLAGS.output_dir, ".write_test")
-    open(probe, "w").close()
+    # A unique name: the workers of a multi-worker run probe at once.
+    fd, probe = tempfile.mkstemp(dir=FLAGS.output_dir, prefix=".write_test")
+    os.close(fd)
     os.remove(probe)
   except OSError as e:
     raise UserInputError(f"--output_dir {FLAGS.output_dir} is not writable "
@@ -79,9 +92,14 @@ def load_pretrained_from_flags():
 
 
 def strategy_from_flags():
-  from keras_adapters.training import get_strategy
-  return get_strategy(FLAGS.use_tpu, FLAGS.tpu_name, FLAGS.tpu_zone,
-                      FLAGS.gcp_project)
+  from keras_adapters import distribute
+  if FLAGS.num_cpu_devices < 1:
+    raise UserInputError("--num_cpu_devices must be >= 1")
+  strategy = distribute.get_strategy(
+      FLAGS.distribution_strategy, FLAGS.use_tpu, FLAGS.tpu_name,
+      FLAGS.tpu_zone, FLAGS.gcp_project, FLAGS.num_cpu_devices)
+  print(f"Distribution: {distribute.describe(strategy)}")
+  return strategy
 
 
 def main_with_clean_errors(run, program):

@@ -1,4 +1,5 @@
-"""Plumbing shared by the drivers: strategy, optimizer, resumable `fit`."""
+"""Plumbing shared by the drivers: optimizer, resumable `fit` (the
+tf.distribute parts are in keras_adapters/distribute.py)."""
 
 import math
 import os
@@ -8,37 +9,13 @@ import tensorflow as tf
 import tf_keras
 from official.nlp import optimization
 
+from keras_adapters import distribute
 from keras_adapters.errors import UserInputError
 
 # Used when --learning_rate is not given: the paper sweeps adapters over
 # {3e-4, 1e-3, 3e-3} and full fine-tuning over {2e-5, 5e-5, 1e-4}.
 DEFAULT_LEARNING_RATES = dict(adapter=1e-3, layer_norm=1e-3, head=1e-3,
                               top_k=1e-4, full=5e-5)
-
-
-def get_strategy(use_tpu=False, tpu_name=None, tpu_zone=None,
-                 gcp_project=None):
-  """TPU if asked, multi-worker if TF_CONFIG is set, mirrored if several
-  local accelerators or logical CPUs, else the default strategy."""
-  if use_tpu or tpu_name:
-    try:
-      resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-          tpu=tpu_name, zone=tpu_zone, project=gcp_project)
-      tf.config.experimental_connect_to_cluster(resolver)
-      tf.tpu.experimental.initialize_tpu_system(resolver)
-    except (ValueError, tf.errors.OpError, RuntimeError) as e:
-      raise UserInputError(
-          f"no TPU reachable (tpu_name={tpu_name!r}, zone={tpu_zone!r}): "
-          f"{str(e).splitlines()[0][:160]}; check --tpu_name/--tpu_zone/"
-          "--gcp_project or drop --use_tpu") from None
-    return tf.distribute.TPUStrategy(resolver)
-  if os.environ.get("TF_CONFIG"):
-    return tf.distribute.MultiWorkerMirroredStrategy()
-  devices = (tf.config.list_logical_devices("GPU") or
-             tf.config.list_logical_devices("CPU"))
-  if len(devices) > 1:
-    return tf.distribute.MirroredStrategy([d.name for d in devices])
-  return tf.distribute.get_strategy()
 
 
 def create_optimizer(learning_rate, num_train_steps, warmup_proportion):
@@ -98,10 +75,15 @@ def fit_resumable(model, make_dataset, steps_per_epoch, total_steps,
                   output_dir, save_checkpoints_steps):
   """`model.fit` for `total_steps` steps that resumes from output_dir.
 
-  `make_dataset(skip)` must return the repeated training dataset positioned
-  `skip` batches in, so a resumed run sees the same batches as an unbroken one.
+  `make_dataset(skip)` must return the repeated training dataset of global
+  batches (static size) positioned `skip` batches in, so a resumed run sees
+  the same batches as an unbroken one. Every replica of the model's strategy
+  gets its slice of each batch. A non-chief worker restores from output_dir
+  but saves into a private directory that it deletes at the end.
   """
-  manager = checkpoint_manager(model, output_dir)
+  strategy = model.distribute_strategy
+  save_dir = distribute.worker_dir(strategy, output_dir)
+  manager = checkpoint_manager(model, save_dir)
   start = restore_latest(model, output_dir)
   if start >= total_steps:
     print(f"Training already finished at step {start} (checkpoint in "
@@ -111,13 +93,15 @@ def fit_resumable(model, make_dataset, steps_per_epoch, total_steps,
     print(f"Resuming from {manager.latest_checkpoint} at step {start}.")
   epochs = math.ceil(total_steps / steps_per_epoch)
   model.fit(
-      make_dataset(start), epochs=epochs, steps_per_epoch=steps_per_epoch,
+      distribute.per_replica_input(lambda: make_dataset(start)),
+      epochs=epochs, steps_per_epoch=steps_per_epoch,
       initial_epoch=start // steps_per_epoch, verbose=1 if os.isatty(1) else 2,
       callbacks=[
           _CheckpointEvery(manager, save_checkpoints_steps, total_steps),
-          tf_keras.callbacks.TensorBoard(os.path.join(output_dir, "logs"),
+          tf_keras.callbacks.TensorBoard(os.path.join(save_dir, "logs"),
                                          update_freq=50),
       ])
+  distribute.remove_worker_dir(strategy, output_dir)
   return int(model.optimizer.iterations.numpy())
 
 
