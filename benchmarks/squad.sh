@@ -17,7 +17,9 @@
 # longer. Learning rates: the library defaults (adapter 1e-3, full 5e-5).
 #
 # Usage: benchmarks/squad.sh [RESULTS_FILE]    (default runs/squad/results.tsv)
-# Env: OUT (default runs/squad), MODES (default "adapter full"), SQUAD_DEV.
+# Env: OUT (default runs/squad), MODES (default "adapter full"), SQUAD_DEV,
+# LEARNING_RATE (default: each mode's library default; when set, the run's
+# output dir is $OUT/<mode>_lr<LEARNING_RATE>).
 # A run that was interrupted resumes from its checkpoints when started again;
 # delete $OUT/<mode> to start that configuration from scratch.
 set -euo pipefail
@@ -38,10 +40,11 @@ mkdir -p "$OUT" "$(dirname "$RESULTS")"
   --eval_articles 8 --seed 0
 
 if [ ! -s "$RESULTS" ]; then
-  printf 'date\tcommit\tfine_tune_mode\tmax_seq_length\tdoc_stride\tepochs\tbatch\ttrained_params\texact_match\tf1\tminutes\tsplit\n' > "$RESULTS"
+  printf 'date\tcommit\tfine_tune_mode\tmax_seq_length\tdoc_stride\tepochs\tbatch\ttrained_params\texact_match\tf1\tminutes\tsplit\tlearning_rate\n' > "$RESULTS"
 fi
 for mode in $MODES; do
   start=$(date +%s)
+  run="$mode${LEARNING_RATE:+_lr$LEARNING_RATE}"
   "$PY" run_squad.py --do_train --do_predict \
     --train_file "$OUT/train.json" --predict_file "$OUT/eval.json" \
     --fine_tune_mode "$mode" --max_seq_length "$MAX_SEQ_LENGTH" \
@@ -49,14 +52,16 @@ for mode in $MODES; do
     --train_batch_size "$BATCH" --predict_batch_size 32 \
     --num_train_epochs "$EPOCHS" --warmup_proportion 0.1 \
     --save_checkpoints_steps 100 --seed 42 \
-    --output_dir "$OUT/$mode" 2>&1 | tee "$OUT/$mode.log"
+    ${LEARNING_RATE:+--learning_rate "$LEARNING_RATE"} \
+    --output_dir "$OUT/$run" 2>&1 | tee "$OUT/$run.log"
   minutes=$(( ($(date +%s) - start + 30) / 60 ))
-  value() { awk -F' = ' -v k="$1" '$1 == k {print $2}' "$OUT/$mode/eval_results.txt"; }
-  trained=$(sed -n 's/.*trained per task \([0-9,]*\).*/\1/p' "$OUT/$mode.log" | tail -1 | tr -d ,)
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+  value() { awk -F' = ' -v k="$1" '$1 == k {print $2}' "$OUT/$run/eval_results.txt"; }
+  trained=$(sed -n 's/.*trained per task \([0-9,]*\).*/\1/p' "$OUT/$run.log" | tail -1 | tr -d ,)
+  lr=$(sed -n 's/.*learning_rate=\([0-9.e+-]*\).*/\1/p' "$OUT/$run.log" | head -1)
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
     "$(date -u +%Y-%m-%dT%H:%MZ)" "$(git rev-parse --short HEAD 2>/dev/null || echo -)" \
     "$mode" "$MAX_SEQ_LENGTH" "$DOC_STRIDE" "$EPOCHS" "$BATCH" "$trained" \
     "$(value exact_match)" "$(value f1)" "$minutes" \
-    "dev-v1.1 by article: eval_articles=8 seed=0" >> "$RESULTS"
-  echo "squad.sh: $mode: EM $(value exact_match) F1 $(value f1) in ${minutes} min -> $RESULTS"
+    "dev-v1.1 by article: eval_articles=8 seed=0" "$lr" >> "$RESULTS"
+  echo "squad.sh: $run: EM $(value exact_match) F1 $(value f1) in ${minutes} min -> $RESULTS"
 done
