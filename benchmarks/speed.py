@@ -141,7 +141,7 @@ def child(args):
   inputs, labels = real_batch(args.batch if args.child.startswith("train")
                               else int(args.child.split(":")[3]), args.seq)
   kind = ":".join(args.child.split(":")[:3])
-  rss_mb = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  rss_mb = _peak_rss_mb
   target = build(kind, args)
   built = rss_mb()
   step = step_fn(kind, target, inputs, labels)
@@ -149,6 +149,19 @@ def child(args):
     step()
   print(json.dumps(dict(peak_rss_mb=round(rss_mb()),
                         peak_rss_after_build_mb=round(built))))
+
+
+def _peak_rss_mb():
+  """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries the
+  parent's RSS at exec into the child's ru_maxrss."""
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("VmHWM:"):
+          return int(line.split()[1]) / 1024
+  except OSError:
+    pass
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def memory(kind, args, batch):
