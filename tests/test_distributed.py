@@ -1,0 +1,355 @@
+"""run_classifier.py under tf.distribute on this CPU-only machine.
+
+One real MRPC run (MiniLM, 160 train rows, 4 steps of batch 16, seq 32) on
+one device, with MirroredStrategy over 2 logical CPUs, and with
+MultiWorkerMirroredStrategy over 2 worker processes on loopback, all four
+processes started together (160 CPU-seconds in all). The dev metric must
+agree with the single-device run. It cannot be bit-identical: every replica
+draws its own dropout masks and the gradient all-reduce sums in another
+order, so the tolerance is 2 of the 100 dev examples (measured: identical
+accuracy and F1; test probabilities within 0.015).
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from harness import GLUE_DIR
+from harness import REPO
+from harness import subprocess_env
+
+MRPC = GLUE_DIR / "MRPC"
+pytestmark = pytest.mark.skipif(not MRPC.is_dir(),
+                                reason=f"real MRPC not found at {MRPC}")
+ROWS = dict(train=160, dev=100, test=40)  # real rows, from the top
+FLAGS = ["--task_name=MRPC", "--do_train", "--do_eval", "--do_predict",
+         "--max_seq_length=32", "--train_batch_size=16",
+         "--eval_batch_size=32", "--predict_batch_size=32",
+         "--num_train_epochs=0.4"]
+STEPS = 4  # 160 // 16 = 10 steps per epoch, x 0.4
+TIMEOUT = 1200  # s, for all runs together on a busy machine
+METRIC_TOLERANCE = 0.02  # 2 of 100 dev examples
+
+
+def _free_ports(n):
+  sockets = [socket.socket() for _ in range(n)]
+  for s in sockets:
+    s.bind(("127.0.0.1", 0))
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
+
+
+def _small_mrpc(folder):
+  folder.mkdir()
+  for split, n in ROWS.items():
+    lines = (MRPC / f"{split}.tsv").read_text(encoding="utf-8-sig")
+    lines = lines.splitlines()[:n + 1]  # + header
+    (folder / f"{split}.tsv").write_text("\n".join(lines) + "\n",
+                                         encoding="utf-8")
+  return folder
+
+
+def _start(extra_flags, output_dir, log, tf_config=None):
+  env = dict(subprocess_env(), TF_CPP_MIN_LOG_LEVEL="3")
+  env.pop("TF_CONFIG", None)
+  if tf_config:
+    env["TF_CONFIG"] = json.dumps(tf_config)
+  with open(log, "w") as out:
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "run_classifier.py"), *FLAGS,
+         *extra_flags, f"--output_dir={output_dir}"],
+        cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        start_new_session=True)  # its own group: killed with its children
+
+
+def _stop_all(procs):
+  for proc in procs:
+    if proc.poll() is None:
+      os.killpg(proc.pid, signal.SIGKILL)
+  for proc in procs:
+    proc.wait()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+  """{name: (output_dir, log text)} of the single-device, mirrored and
+  multi-worker (chief's output_dir) runs."""
+  tmp = tmp_path_factory.mktemp("distributed")
+  data = _small_mrpc(tmp / "mrpc")
+  ports = _free_ports(2)
+  cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+  plan = {
+      "single": (["--distribution_strategy=off"], None),
+      "mirrored": (["--num_cpu_devices=2"], None),  # auto -> mirrored
+      "worker0": ([], {"cluster": cluster,
+                       "task": {"type": "worker", "index": 0}}),
+      "worker1": ([], {"cluster": cluster,
+                       "task": {"type": "worker", "index": 1}}),
+  }
+  out = {name: tmp / ("multi_worker" if name.startswith("worker") else name)
+         for name in plan}
+  procs = {}
+  try:
+    for name, (flags, tf_config) in plan.items():
+      procs[name] = _start(flags + [f"--data_dir={data}"], out[name],
+                           tmp / f"{name}.log", tf_config)
+    deadline = time.time() + TIMEOUT
+    while any(p.poll() is None for p in procs.values()):
+      failed = [n for n, p in procs.items() if p.poll() not in (None, 0)]
+      if failed or time.time() > deadline:
+        break  # one worker failing leaves the other waiting forever
+      time.sleep(2)
+  finally:
+    _stop_all(procs.values())
+  logs = {name: (tmp / f"{name}.log").read_text() for name in plan}
+  for name, proc in procs.items():
+    assert proc.returncode == 0, f"{name} exit {proc.returncode}:\n" + (
+        logs[name][-3000:])
+  return {name: (out[name], logs[name]) for name in plan}
+
+
+def _results(output_dir):
+  lines = (output_dir / "eval_results.txt").read_text().splitlines()
+  return {k: float(v) for k, v in (line.split(" = ") for line in lines)}
+
+
+def test_each_run_used_the_intended_strategy(runs):
+  assert "Distribution: default strategy, 1 replica\n" in runs["single"][1]
+  assert "Distribution: MirroredStrategy, 2 replicas" in runs["mirrored"][1]
+  for worker in ("worker0", "worker1"):
+    assert ("Distribution: MultiWorkerMirroredStrategy, 2 replicas"
+            in runs[worker][1])
+  for _, log in runs.values():
+    assert "Traceback" not in log
+
+
+@pytest.mark.parametrize("name", ["mirrored", "worker0"])
+def test_dev_metric_matches_the_single_device_run(runs, name):
+  single, other = _results(runs["single"][0]), _results(runs[name][0])
+  assert single["global_step"] == other["global_step"] == STEPS
+  for metric in ("eval_accuracy", "eval_f1"):
+    assert abs(single[metric] - other[metric]) <= METRIC_TOLERANCE, (
+        metric, single, other)
+  for _, log in (runs["single"], runs[name]):
+    assert f"Eval results ({ROWS['dev']} dev examples)" in log
+
+
+@pytest.mark.parametrize("name", ["mirrored", "worker0"])
+def test_predictions_keep_the_example_order(runs, name):
+  # Padding rows dropped, nothing lost or duplicated, rows in test-file
+  # order: per-row probabilities track the single-device run's (a shift by
+  # one row drops the correlation to about 0).
+  single = np.loadtxt(runs["single"][0] / "test_results.tsv")[:, 1]
+  other = np.loadtxt(runs[name][0] / "test_results.tsv")[:, 1]
+  assert single.shape == other.shape == (ROWS["test"],)
+  assert np.abs(single - other).max() < 0.05
+  assert np.corrcoef(single, other)[0, 1] > 0.8
+  assert np.corrcoef(single, np.roll(other, 1))[0, 1] < 0.6
+
+
+def test_only_the_chief_wrote_results(runs):
+  output_dir, _ = runs["worker0"]
+  assert (output_dir / "adapter_pack.npz").is_file()
+  assert (output_dir / "MRPC.tsv").is_file()
+  assert int(open(output_dir / "checkpoints" / "checkpoint").read().split(
+      '"')[1].rsplit("-", 1)[1]) == STEPS
+  # worker 1 saved its checkpoints into its own directory and removed it
+  assert not [p for p in output_dir.iterdir() if p.name.startswith(".worker")]
+  assert "Eval results" not in runs["worker1"][1]
+  assert "Saved the trained variables" not in runs["worker1"][1]
+
+
+# --- The TPU path, as far as it goes without a TPU -----------------------------
+
+
+def test_auto_strategy_choice(monkeypatch):
+  from keras_adapters import distribute
+  from keras_adapters.errors import UserInputError
+  monkeypatch.delenv("TF_CONFIG", raising=False)
+  name = distribute.strategy_name
+  assert name("auto", True, None, lambda: 1) == "tpu"  # --use_tpu
+  assert name("auto", False, "my-tpu", lambda: 1) == "tpu"  # --tpu_name
+  assert name("auto", False, None, lambda: 2) == "mirrored"
+  assert name("auto", False, None, lambda: 1) == "off"
+  assert name("one_device", True, None, lambda: 2) == "one_device"
+  monkeypatch.setenv("TF_CONFIG", '{"cluster": {}}')
+
+  def must_not_initialize_tf():
+    raise AssertionError("counted devices before the multi-worker strategy")
+  assert name("auto", False, None, must_not_initialize_tf) == (
+      "multi_worker_mirrored")
+  with pytest.raises(UserInputError, match="not one of auto, off"):
+    name("tpu_pod", False, None, lambda: 1)
+
+
+def test_tpu_flags_reach_the_tpu_resolver(monkeypatch):
+  from keras_adapters import distribute
+  calls = []
+  monkeypatch.setattr(distribute, "_tpu_strategy",
+                      lambda *args: calls.append(args) or "TPUStrategy")
+  assert distribute.get_strategy(
+      "auto", use_tpu=True, tpu_name="my-tpu", tpu_zone="us-central1-b",
+      gcp_project="my-project") == "TPUStrategy"
+  assert calls == [("my-tpu", "us-central1-b", "my-project")]
+
+
+def test_unreachable_tpu_is_one_line_and_exit_2(tmp_path):
+  """No TPU here: a TPU name (needs GCP credentials), a grpc:// address
+  nobody listens on (TF itself would wait forever) and --use_tpu without a
+  name each stop at once with one error line; nothing is written."""
+  closed_port = _free_ports(1)[0]
+  cases = {
+      "name": (["--use_tpu", "--tpu_name=nonexistent"], "nonexistent"),
+      "grpc": ([f"--tpu_name=grpc://127.0.0.1:{closed_port}"],
+               f"no TPU reachable at grpc://127.0.0.1:{closed_port}"),
+      "no_name": (["--distribution_strategy=tpu"], "Please provide a TPU"),
+  }
+  env = dict(subprocess_env(), TF_CPP_MIN_LOG_LEVEL="3")
+  start = time.time()
+  procs = {name: subprocess.Popen(
+      [sys.executable, str(REPO / "run_classifier.py"), "--task_name=MRPC",
+       "--do_eval", f"--data_dir={MRPC}", f"--output_dir={tmp_path / name}",
+       *flags], cwd=REPO, env=env, stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True, start_new_session=True)
+           for name, (flags, _) in cases.items()}
+  try:
+    results = {name: p.communicate(timeout=240) for name, p in procs.items()}
+  finally:
+    _stop_all(procs.values())
+  elapsed = time.time() - start
+  for name, (_, words) in cases.items():
+    stderr = results[name][1]
+    assert procs[name].returncode == 2, stderr[-2000:]
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr[-2000:]
+    assert lines[0].startswith("run_classifier.py: error: no TPU reachable")
+    assert words in lines[0] and "--tpu_name" in lines[0]
+    assert not (tmp_path / name / "eval_results.txt").exists()
+  # three processes that mostly import TF; a hang would take the 240 s
+  assert elapsed < 200, elapsed
+
+
+@pytest.fixture(scope="module")
+def mrpc_train_examples():
+  from keras_adapters.data import glue
+  return glue.get_processor("mrpc").get_examples(str(MRPC), "train")[:64]
+
+
+def _is_static(spec):
+  import tensorflow as tf
+  specs = tf.nest.flatten(spec)
+  return all(s.shape.is_fully_defined() and s.dtype in (tf.int32, tf.float32)
+             for s in specs)
+
+
+def test_input_pipeline_has_static_shapes_and_splits_global_batches(
+    mrpc_train_examples):
+  """What TPUs need (fixed shapes, no int64/strings on the device) and what
+  replicas need (each its own slice of every global batch): the driver's
+  training batches as host 1 of a 2-host pod with 8 replicas sees them."""
+  import tensorflow as tf
+  from harness import minilm
+  from keras_adapters import distribute
+  from keras_adapters.data.features import make_dataset
+  _, vocab_file, do_lower_case = minilm()
+
+  def global_batches():
+    return make_dataset(
+        mrpc_train_examples, vocab_file=vocab_file,
+        do_lower_case=do_lower_case, max_seq_length=32,
+        label_list=["0", "1"], is_regression=False, batch_size=16,
+        is_training=True, seed=3, drop_remainder=True, repeat=True)
+
+  context = tf.distribute.InputContext(
+      num_input_pipelines=2, input_pipeline_id=1, num_replicas_in_sync=8)
+  per_replica = distribute.per_replica_input(global_batches)(context)
+  assert _is_static(global_batches().element_spec)
+  assert _is_static(per_replica.element_spec)
+  assert per_replica.element_spec[1].shape == [2]  # 16 / 8 replicas
+  # Host 1 serves replicas 4..7: rows 8..15 of each global batch, in order.
+  host_rows = list(per_replica.take(8).as_numpy_iterator())
+  for step, (features, labels) in enumerate(
+      global_batches().take(2).as_numpy_iterator()):
+    mine = host_rows[4 * step:4 * step + 4]
+    np.testing.assert_array_equal(
+        np.concatenate([f["input_word_ids"] for f, _ in mine]),
+        features["input_word_ids"][8:])
+    np.testing.assert_array_equal(np.concatenate([y for _, y in mine]),
+                                  labels[8:])
+
+  # Eval/predict: 64 examples in full batches of 24 -> 72 rows, 8 padding.
+  eval_batches = make_dataset(
+      mrpc_train_examples, vocab_file=vocab_file, do_lower_case=do_lower_case,
+      max_seq_length=32, label_list=["0", "1"], is_regression=False,
+      batch_size=24, is_training=False)
+  padded = distribute.padded_batches(eval_batches, 64, 24)
+  assert _is_static(padded.element_spec)
+  rows = np.concatenate([y for _, y in padded.as_numpy_iterator()])
+  assert len(rows) == 72
+  np.testing.assert_array_equal(
+      rows[:64], np.concatenate([y for _, y in eval_batches]))
+
+
+def _tiny_encoder():
+  # A tiny random BERT: this is about which ops the step compiles to, not
+  # about the weights. No dropout, so XLA and TF draw nothing random.
+  import tf_keras
+  from official.nlp.modeling import networks
+  from keras_adapters.networks.adapter_bert_encoder import build_encoder
+  tf_keras.utils.set_random_seed(1)
+  return build_encoder(networks.BertEncoderV2(
+      vocab_size=100, hidden_size=32, num_layers=2, num_attention_heads=2,
+      inner_dim=64, max_sequence_length=32, dropout_rate=0.0,
+      attention_dropout_rate=0.0))
+
+
+def _inputs(batch=8, length=32):
+  rng = np.random.default_rng(0)
+  ids = rng.integers(1, 100, [batch, length]).astype(np.int32)
+  mask = np.ones_like(ids)
+  mask[:, length // 2:] = 0
+  return dict(input_word_ids=ids * mask, input_mask=mask,
+              input_type_ids=np.zeros_like(ids))
+
+
+@pytest.mark.parametrize("task", ["classifier", "squad"])
+def test_train_step_compiles_with_xla(task):
+  """The whole train step (forward, backward, AdamW with warmup/decay and
+  global-norm clipping) compiles with XLA on CPU, as TPUs require: an op
+  without an XLA kernel would raise here. And it computes what TF does."""
+  import tf_keras
+  from keras_adapters import training
+  from keras_adapters.classifier import build_classifier
+  from keras_adapters.squad import model as squad_model
+  x = _inputs()
+  losses, weights = {}, {}
+  for jit in (False, True):
+    if task == "classifier":
+      model, _ = build_classifier(_tiny_encoder(), 2, "adapter", 16,
+                                  dropout_rate=0.0)
+      y = np.arange(8) % 2
+      model.compile(training.create_optimizer(1e-3, 10, 0.1),
+                    loss=tf_keras.losses.SparseCategoricalCrossentropy(
+                        from_logits=True), jit_compile=jit)
+    else:
+      model, _ = squad_model.build_span_labeler(_tiny_encoder(), "adapter",
+                                                16)
+      y = (np.arange(8) % 16, np.arange(8) % 16 + 1)
+      model.compile(training.create_optimizer(1e-3, 10, 0.1),
+                    loss=[squad_model.span_loss()] * 2,
+                    loss_weights=[0.5, 0.5], jit_compile=jit)
+    losses[jit] = [model.train_on_batch(x, y) for _ in range(3)]
+    weights[jit] = [w.numpy() for w in model.trainable_weights]
+  np.testing.assert_allclose(losses[True], losses[False], rtol=1e-4)
+  assert losses[True][0] != losses[True][-1]  # it trained
+  for a, b in zip(weights[True], weights[False]):
+    np.testing.assert_allclose(a, b, atol=1e-5)
