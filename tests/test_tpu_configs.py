@@ -165,10 +165,11 @@ def test_local_dry_run_uses_the_local_data_with_selection_and_overrides():
   result = _launch("tpu_configs/mrpc.yaml", "--local", "--dry_run",
                    "--select", "adapter_size=64", "--select", "seed=1,2",
                    "--select", "learning_rate=0.001",
+                   "--select", "num_train_epochs=3",
                    "--set", "num_train_epochs=0.05")
   assert result.returncode == 0, result.stderr
   lines = result.stdout.splitlines()
-  assert len(lines) == 2  # seeds 1 and 2; epochs collapsed by --set
+  assert len(lines) == 2  # seeds 1 and 2; epochs fixed by --set
   for seed, line in zip((1, 2), lines):
     _, flags = _parsed(line)
     assert "use_tpu" not in flags and "tfds_name" not in flags

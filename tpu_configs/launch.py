@@ -175,9 +175,6 @@ def commands(config, env, select=None, overrides=None, strict=False):
   """[(run_dir, argv)] for every selected sweep point."""
   sweep = dict(config["sweep"])
   fixed = merged_flags(config, env)
-  for name, value in (overrides or {}).items():
-    sweep.pop(name, None)
-    fixed[name] = value
   for name, values in (select or {}).items():
     if name not in sweep:
       raise ConfigError(f"--select {name}: not swept in this config "
@@ -187,6 +184,9 @@ def commands(config, env, select=None, overrides=None, strict=False):
       raise ConfigError(f"--select {name}={unknown[0]}: not in the sweep "
                         f"{sweep[name]}")
     sweep[name] = [v for v in sweep[name] if v in values]
+  for name, value in (overrides or {}).items():
+    sweep.pop(name, None)
+    fixed[name] = value
   base = expand(config[env]["output_dir"], strict)
   runs = []
   for values in itertools.product(*sweep.values()):
