@@ -191,6 +191,21 @@ def test_auto_strategy_choice(monkeypatch):
     name("tpu_pod", False, None, lambda: 1)
 
 
+def test_bad_cluster_or_batch_is_one_clear_error(monkeypatch):
+  from keras_adapters import distribute
+  from keras_adapters.errors import UserInputError
+  monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["h:1"]}}')
+  with pytest.raises(UserInputError, match="TF_CONFIG as JSON like"):
+    distribute._check_tf_config()  # pylint: disable=protected-access
+
+  class EightReplicas:
+    num_replicas_in_sync = 8
+  distribute.check_batch_size(EightReplicas(), "train_batch_size", 32)
+  with pytest.raises(UserInputError, match="--train_batch_size=36 is the "
+                     "global batch and must split evenly over 8 replicas"):
+    distribute.check_batch_size(EightReplicas(), "train_batch_size", 36)
+
+
 def test_tpu_flags_reach_the_tpu_resolver(monkeypatch):
   from keras_adapters import distribute
   calls = []
