@@ -141,8 +141,8 @@ def ablation(args):
   ax.set_xlabel("first layer with adapters removed")
   ax.set_ylabel("last layer with adapters removed")
   fig.colorbar(image, label="relative drop of the dev score (%)")
-  ax.set_title(f"{line['task'].upper()} m={line['adapter_size']}: all "
-               f"adapters {100 * base:.1f}, none "
+  ax.set_title(f"{line['task'].upper()} m={line['adapter_size']}: with all "
+               f"adapters {100 * base:.1f}, with none "
                f"{100 * score(line['all_removed']):.1f}\n"
                f"score {_score_name(keys)}, "
                f"{line['dev_examples']} dev examples", fontsize=9)

@@ -53,8 +53,9 @@ DEFAULT_INIT = "1e-3"
 # Seconds per training step at batch 32, max_seq_length 128, on the 2 cores
 # when quiet (adapter 2.4 s and full 3.5 s measured; top-k and LayerNorm-only
 # interpolated by how much of the backward pass they run: a forward is about
-# a third of a full step). max_seq_length 64 costs SEQ64_FACTOR of that.
-# benchmarks/speed.py measures them: refresh these from speed.jsonl.
+# a third of a full step). max_seq_length 64 costs SEQ64_FACTOR of that
+# (speed.py's CPU seconds per step at 64 vs 128, 3 steps on a loaded machine:
+# adapter 0.43, full 0.51, LayerNorm-only 0.44). Refresh from speed.jsonl.
 STEP_SECONDS_128 = dict(adapter=2.4, full=3.5, layer_norm=2.3)
 SEQ64_FACTOR = 0.5
 RUN_OVERHEAD_SECONDS = 90  # start-up, tokenization, dev evaluation
