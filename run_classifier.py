@@ -91,7 +91,7 @@ def _check_flags():
   if FLAGS.num_train_epochs <= 0 or FLAGS.train_batch_size < 1:
     raise UserInputError("--num_train_epochs and --train_batch_size must be "
                          "positive")
-  driver_flags.check_output_dir()
+  driver_flags.check_common_flags()
 
 
 def _use_pack_config(labels):

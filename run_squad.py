@@ -75,7 +75,7 @@ def _check_flags():
     raise UserInputError("--n_best_size and --max_answer_length must be >= 1")
   data.check_window_flags(FLAGS.max_seq_length, FLAGS.doc_stride,
                           FLAGS.max_query_length)
-  driver_flags.check_output_dir()
+  driver_flags.check_common_flags()
 
 
 def _use_pack_config():

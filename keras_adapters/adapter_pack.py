@@ -46,7 +46,8 @@ def save_adapter_pack(path, model, encoder, config):
   arrays[_META] = np.array(json.dumps(meta))
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+  fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp",
+                             prefix=f".{os.path.basename(path)}.")
   with os.fdopen(fd, "wb") as f:
     np.savez(f, **arrays)
   os.chmod(tmp, 0o644)  # mkstemp makes 0600
@@ -62,7 +63,10 @@ def read_pack(path):
       arrays = {k: data[k] for k in data.files}
     config = json.loads(str(arrays.pop(_META)))
   except Exception as e:  # zipfile/numpy/json each raise their own types
-    raise UserInputError(f"{path} is not a readable adapter pack ({e})") from None
+    reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+    raise UserInputError(f"{path} is not a readable adapter pack ({reason}); "
+                         "it is truncated or not a pack: copy it again or "
+                         "re-run the training that wrote it") from None
   return config, arrays
 
 

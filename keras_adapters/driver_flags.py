@@ -49,6 +49,10 @@ def define_common_flags(output_dir_help):
   flags.DEFINE_float("adapter_init_scale", 1e-3, "Std of the adapters' init.")
   flags.DEFINE_integer("top_k_layers", 1, "Blocks trained in top_k mode.")
   flags.DEFINE_integer("seed", 42, "Random seed (init, dropout, data order).")
+  flags.DEFINE_bool("deterministic", False, "Also enable TF op determinism "
+                    "(tf.config.experimental.enable_op_determinism): needed "
+                    "for bit-identical reruns on GPU; on CPU one --seed "
+                    "already gives identical runs. See docs/RELIABILITY.md.")
 
 
 def define_model_flags():
@@ -63,6 +67,22 @@ def define_model_flags():
   flags.DEFINE_string("hub_module", None, "TF Hub BERT SavedModel dir/handle.")
   flags.DEFINE_string("vocab_file", None, "Defaults to the model's vocab.txt.")
   flags.DEFINE_bool("do_lower_case", None, "Defaults to the model's casing.")
+
+
+def check_common_flags():
+  """Fails early on shared flags that would crash or mislead later, then
+  checks --output_dir."""
+  for name in ("train_batch_size", "save_checkpoints_steps", "adapter_size",
+               "top_k_layers"):
+    if FLAGS[name].value < 1:
+      raise UserInputError(f"--{name}={FLAGS[name].value} must be >= 1")
+  if FLAGS.learning_rate is not None and not FLAGS.learning_rate > 0:
+    raise UserInputError(f"--learning_rate={FLAGS.learning_rate} must be "
+                         "positive (e.g. 1e-3), or leave it out")
+  if not 0 <= FLAGS.warmup_proportion <= 1:
+    raise UserInputError(f"--warmup_proportion={FLAGS.warmup_proportion} "
+                         "must be in [0, 1] (e.g. 0.1)")
+  check_output_dir()
 
 
 def check_output_dir():
@@ -92,6 +112,9 @@ def load_pretrained_from_flags():
 
 
 def strategy_from_flags():
+  if FLAGS.deterministic:  # before the model and datasets are built
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.config.experimental.enable_op_determinism()
   from keras_adapters import distribute
   if FLAGS.num_cpu_devices < 1:
     raise UserInputError("--num_cpu_devices must be >= 1")

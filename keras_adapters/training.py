@@ -28,20 +28,32 @@ def create_optimizer(learning_rate, num_train_steps, warmup_proportion):
 
 
 class _CheckpointEvery(tf_keras.callbacks.Callback):
-  """Saves every `every` steps and at `total`, where training stops."""
+  """Saves every `every` steps and at `total`, where training stops.
+
+  Stops with a UserInputError when the loss or a trained weight stops being
+  finite, so every saved checkpoint holds finite weights (resuming from a
+  diverged one would only diverge again).
+  """
 
   def __init__(self, manager, every, total):
     super().__init__()
     self.manager, self.every, self.total = manager, every, total
 
+  def _diverged(self, step, what):
+    kept = self.manager.latest_checkpoint
+    kept = f"the last good checkpoint {kept} is kept" if kept else (
+        "no checkpoint was saved")
+    return UserInputError(f"{what} at step {step}; {kept}. Lower "
+                          "--learning_rate (and check the data)")
+
   def on_train_batch_end(self, batch, logs=None):
     step = int(self.model.optimizer.iterations.numpy())
     if logs and not math.isfinite(logs.get("loss", 0.0)):
-      raise UserInputError(
-          f"loss became {logs['loss']} at step {step}; the last good "
-          f"checkpoint is kept in {self.manager.directory}. Lower "
-          "--learning_rate")
+      raise self._diverged(step, f"loss became {logs['loss']}")
     if step % self.every == 0 or step >= self.total:
+      if not all(bool(tf.reduce_all(tf.math.is_finite(v)))
+                 for v in self.model.trainable_variables):
+        raise self._diverged(step, "a trained weight became inf/nan")
       self.manager.save(checkpoint_number=step)
     if step >= self.total:
       self.model.stop_training = True
@@ -57,7 +69,15 @@ def restore_latest(model, output_dir):
   """Restores the newest checkpoint in output_dir; returns its step or 0."""
   manager = checkpoint_manager(model, output_dir)
   if manager.latest_checkpoint:
-    manager.checkpoint.restore(manager.latest_checkpoint).expect_partial()
+    try:
+      manager.checkpoint.restore(manager.latest_checkpoint).expect_partial()
+    # IndexError: a truncated file ("Read less bytes than requested").
+    except (tf.errors.OpError, ValueError, IndexError) as e:
+      first = str(e).strip().splitlines()[0][:160]
+      raise UserInputError(
+          f"cannot restore {manager.latest_checkpoint} ({first}); delete "
+          f"it to resume from an older one in {manager.directory}, or use a "
+          "new --output_dir") from None
     return int(model.optimizer.iterations.numpy())
   return 0
 
@@ -107,7 +127,10 @@ def fit_resumable(model, make_dataset, steps_per_epoch, total_steps,
 
 def write_atomically(path, text):
   """Writes `text` to `path` via a temp file + rename."""
+  # Hidden and named after `path`: a crash leaves `.name.XXXX.tmp` behind,
+  # never a file that passes for a result.
   fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
+                             prefix=f".{os.path.basename(path)}.",
                              suffix=".tmp")
   with os.fdopen(fd, "w", encoding="utf-8") as f:
     f.write(text)

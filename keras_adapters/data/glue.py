@@ -25,6 +25,9 @@ from keras_adapters.errors import UserInputError
 csv.field_size_limit(2**31 - 1)  # a few GLUE texts are long; max C long on all platforms
 
 SPLITS = ("train", "dev", "test")
+# Far above any real sentence or passage (only max_seq_length wordpieces are
+# kept); a longer "text" is rows merged by a broken line break or quote.
+MAX_TEXT_CHARS = 100_000
 
 
 class Example(NamedTuple):
@@ -102,6 +105,9 @@ def _read_rows(path: str, delimiter: str, quoting: int) -> list:
   """Returns [(line_number, row)] for the non-blank lines of a UTF-8 file (BOM stripped)."""
   with open(path, "rb") as f:
     data = f.read()
+  if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    raise UserInputError(f"{path} is UTF-16 (it starts with the byte-order mark "
+                         f"{data[:2].hex(' ').upper()}); re-save the file as UTF-8")
   try:
     text = data.decode("utf-8-sig")
   except UnicodeDecodeError as e:
@@ -109,6 +115,10 @@ def _read_rows(path: str, delimiter: str, quoting: int) -> list:
     line = data[:offset].count(b"\n") + 1
     raise UserInputError(f"{path} line {line} (byte offset {offset}): byte {data[offset:offset + 1]!r} "
                          f"is not valid UTF-8; re-save the file as UTF-8") from None
+  if "\ufeff" in text:  # a leading UTF-8 BOM is fine (stripped above), one inside is not
+    line = text[:text.index("\ufeff")].count("\n") + 1
+    raise UserInputError(f"{path} line {line}: byte-order mark (U+FEFF) inside the file, e.g. "
+                         f"from concatenating files; delete it (and any repeated header)")
   quotechar = None if quoting == csv.QUOTE_NONE else '"'
   reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
                       quoting=quoting, quotechar=quotechar)
@@ -180,6 +190,10 @@ class Processor:
       need = max(need, len(header) if header else 0, max(cols) + 2)
     return cols, label, need
 
+  def _width(self, need: int) -> Optional[int]:
+    """Columns of a header-less GLUE file (all of them are needed)."""
+    return need
+
   def _parse(self, path: str, split: str) -> list:
     """Returns [(Example with raw str label, path, line)] without checking labels."""
     rows = _read_rows(path, *self._dialect(path))
@@ -187,16 +201,25 @@ class Processor:
     if self._has_header(split) and rows:
       header = rows.pop(0)[1]
     cols, label_col, need = self._columns(split, header, path)
+    width = len(header) if header else self._width(need)
     out = []
     for i, (line, row) in enumerate(rows):
       if len(row) < need:
         raise UserInputError(f"{path} line {line}: found {len(row)} column(s), {self.name} {split} "
                              f"needs at least {need}; is this the right file/task?")
+      if width and len(row) > width:
+        raise UserInputError(f"{path} line {line}: found {len(row)} columns, "
+                             f"{'the header has' if header else self.name + ' has'} {width}; "
+                             f"a tab or delimiter inside a text? remove it from the text")
       texts = [row[c] for c in cols]
       for c, t in zip(cols, texts):
         if not t.strip():
           raise UserInputError(f"{path} line {line}: empty text in column {c + 1}; "
                                f"fill in or delete the row")
+        if len(t) > MAX_TEXT_CHARS:
+          raise UserInputError(f"{path} line {line}: the text in column {c + 1} has {len(t):,} "
+                               f"characters (limit {MAX_TEXT_CHARS:,}); rows merged by a missing "
+                               f"line break or quote? fix the file or shorten the text")
       label = None if label_col is None else row[label_col].strip()
       out.append((Example(f"{split}-{i}", texts[0], texts[1] if len(texts) > 1 else None, label),
                   path, line))
@@ -284,6 +307,9 @@ class GenericProcessor(Processor):
 
   def _has_header(self, split: str) -> bool:
     return self._has_header_opt
+
+  def _width(self, need: int) -> Optional[int]:
+    return None  # a header-less generic file may have unused extra columns
 
   def _columns(self, split: str, header: Optional[list], path: str):
     cols = tuple(self._column_index(c, header, path) for c in self._text_cols)

@@ -76,6 +76,18 @@ def _checkpoint(init_checkpoint, bert_config_file, notes):
   return encoder, ckpt_dir, f"{kind} {prefix} ({bert_config_file})"
 
 
+def _check_vocab_size(vocab_file, encoder):
+  """A vocab of another model gives wrong (or out-of-range) token ids."""
+  with open(vocab_file, encoding="utf-8", errors="replace") as f:
+    tokens = sum(1 for _ in f)
+  rows = int(encoder.get_embedding_table().shape[0])
+  if tokens != rows:
+    raise UserInputError(
+        f"vocab file {vocab_file} has {tokens} tokens but the checkpoint's "
+        f"word embeddings have {rows} rows; pass the vocab.txt released with "
+        "this checkpoint (--vocab_file)")
+
+
 def load_pretrained(preset=None, bert_config_file=None, init_checkpoint=None,
                     hub_module=None, vocab_file=None, do_lower_case=None):
   """Returns Pretrained(encoder, vocab_file, do_lower_case, description).
@@ -126,6 +138,7 @@ def load_pretrained(preset=None, bert_config_file=None, init_checkpoint=None,
     raise UserInputError(
         f"vocab file {vocab_file or '(none in the SavedModel)'} not found; "
         "pass vocab_file (the vocab.txt released with the model)")
+  _check_vocab_size(vocab_file, encoder)
   if do_lower_case is None:
     do_lower_case = (source_lower if source_lower is not None
                      else _guess_lower_case(origin, notes))

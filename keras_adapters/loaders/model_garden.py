@@ -1,6 +1,5 @@
 """Loads a Model Garden TF2 encoder checkpoint (`tf.train.Checkpoint`)."""
 
-import json
 import os
 import re
 
@@ -10,6 +9,7 @@ from official.nlp.modeling import networks
 
 from keras_adapters.errors import UserInputError
 from keras_adapters.loaders.bert_weights import encoder_from_config
+from keras_adapters.loaders.tf1_checkpoint import read_bert_config
 from keras_adapters.networks.adapter_bert_encoder import build_encoder
 
 
@@ -27,6 +27,17 @@ def _check_layer_count(checkpoint, num_layers):
         f"has {num_layers}; use the config saved with the checkpoint")
 
 
+def _check_sizes(config, config_file):
+  """BertEncoderV2 would fail deep inside TF on a non-positive size."""
+  for key in ("vocab_size", "hidden_size", "num_layers", "num_attention_heads",
+              "inner_dim", "max_sequence_length", "type_vocab_size"):
+    value = config.get(key, 1)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+      raise UserInputError(f"encoder config {config_file}: {key}={value!r} "
+                           "must be a positive integer; use the config saved "
+                           "with the checkpoint")
+
+
 def load_model_garden_checkpoint(checkpoint, config_file):
   """A `BertEncoderV2` restored from `checkpoint`.
 
@@ -39,23 +50,25 @@ def load_model_garden_checkpoint(checkpoint, config_file):
   """
   if not os.path.isfile(config_file):
     raise UserInputError(f"encoder config {config_file} not found")
-  with open(config_file, encoding="utf-8") as f:
-    config = json.load(f)
+  config = read_bert_config(config_file)  # a one-line error if not JSON
   if os.path.isdir(checkpoint):
     checkpoint = tf.train.latest_checkpoint(checkpoint) or checkpoint
   if "num_hidden_layers" in config:
     # Model Garden's BERT configs mean its tanh approximation by "gelu".
     encoder = encoder_from_config(config, gelu_is_tanh=True)
   else:
+    _check_sizes(config, config_file)
     encoder = networks.BertEncoderV2(**config)
   build_encoder(encoder)
   _check_layer_count(checkpoint, len(encoder.transformer_layers))
   try:
     status = tf.train.Checkpoint(encoder=encoder).read(checkpoint)
     status.assert_existing_objects_matched()
-  except (tf.errors.OpError, ValueError, AssertionError) as e:
+  # IndexError: a truncated data file ("Read less bytes than requested").
+  except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
     first = str(e).strip().splitlines()[0][:200]
     raise UserInputError(
         f"cannot restore a Model Garden encoder from {checkpoint}: {first}; "
-        "check that the checkpoint and its config belong together") from None
+        "re-download it if truncated, else check that the checkpoint and its "
+        "config belong together") from None
   return encoder

@@ -1,6 +1,5 @@
 """Loads a Hugging Face-layout BERT (config.json + model.safetensors)."""
 
-import json
 import os
 import re
 
@@ -9,6 +8,7 @@ from safetensors.numpy import load_file
 from keras_adapters.errors import UserInputError
 from keras_adapters.loaders.bert_weights import assign_bert_weights
 from keras_adapters.loaders.bert_weights import encoder_from_config
+from keras_adapters.loaders.tf1_checkpoint import read_bert_config
 
 # Hugging Face name pattern -> Google TF1 name (see bert_weights.py).
 _RENAMES = [
@@ -53,8 +53,7 @@ def load_safetensors_bert(model_dir):
     if not os.path.isfile(path):
       raise UserInputError(f"{path} not found; a safetensors BERT directory "
                            "needs config.json and model.safetensors")
-  with open(paths[0], encoding="utf-8") as f:
-    config = json.load(f)
+  config = read_bert_config(paths[0])  # a one-line error if not JSON
   try:
     tensors = load_file(paths[1])
   except Exception as e:  # safetensors raises its own error types

@@ -66,9 +66,11 @@ def read_bert_config(bert_config_file):
       config = json.load(f)
   except (ValueError, UnicodeDecodeError) as e:
     raise UserInputError(
-        f"{bert_config_file} is not valid JSON ({e})") from None
+        f"{bert_config_file} is not valid JSON ({e}); pass the config "
+        "that came with the checkpoint") from None
   if not isinstance(config, dict):
-    raise UserInputError(f"{bert_config_file} must hold a JSON object")
+    raise UserInputError(f"{bert_config_file} must hold a JSON object (the "
+                         "config that came with the checkpoint)")
   return config
 
 

@@ -18,6 +18,8 @@ CLI: python -m keras_adapters.serving.export --adapter_pack=P --export_dir=D
 """
 
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -205,11 +207,34 @@ class ClassifierServer(tf.Module):
             "serving_ids": ids_fn.get_concrete_function()}
 
 
-def _save(module, export_dir, signatures, assets=None):
+def check_export_dir(export_dir):
+  """Refuses an export_dir holding anything (exports never overwrite)."""
   if os.path.exists(os.path.join(export_dir, "saved_model.pb")):
     raise UserInputError(f"{export_dir} already holds a SavedModel; pass a "
                          "new (e.g. versioned) --export_dir")
-  tf.saved_model.save(module, export_dir, signatures=signatures)
+  if os.path.exists(export_dir) and (not os.path.isdir(export_dir) or
+                                     os.listdir(export_dir)):
+    raise UserInputError(f"{export_dir} exists and is not an empty "
+                         "directory; pass a new (e.g. versioned) --export_dir")
+
+
+def _save(module, export_dir, signatures, assets=None):
+  """Saves into a hidden sibling, then renames: a killed export never leaves
+  a half-written SavedModel where TF Serving (or a re-run) would find it."""
+  del assets
+  check_export_dir(export_dir)
+  parent = os.path.dirname(os.path.abspath(export_dir))
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")
+  try:
+    tf.saved_model.save(module, tmp, signatures=signatures)
+    os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a server may run as another user
+    if os.path.isdir(export_dir):
+      os.rmdir(export_dir)  # empty (checked above)
+    os.replace(tmp, export_dir)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
   return export_dir
 
 
@@ -282,6 +307,10 @@ def _main():
   if not packs or not fl.export_dir:
     raise UserInputError("pass --export_dir and --adapter_pack (or "
                          "--output_dir of a run_classifier.py training run)")
+  # Check what is cheap to check before the backbone loads.
+  check_export_dir(fl.export_dir)
+  from keras_adapters.serving.multitask import check_packs  # pylint: disable=g-import-not-at-top
+  check_packs(packs, multitask=len(packs) > 1 or fl.multitask)
   pretrained = driver_flags.load_pretrained_from_flags()
   if len(packs) == 1 and not fl.multitask:
     export_pack(packs[0], fl.export_dir, pretrained, fl.max_seq_length,

@@ -82,6 +82,30 @@ def _attr(layer, variable):
   raise UserInputError(f"multi-task export: cannot place {variable.name}")
 
 
+def check_packs(packs, multitask=True):
+  """(configs, arrays) of the packs; for a multi-task export, errors unless
+  they are adapter packs of distinct tasks with one adapter size."""
+  if not packs:
+    raise UserInputError("multi-task export needs at least one pack")
+  configs, arrays = zip(*[adapter_pack.read_pack(p) for p in packs])
+  if not multitask:
+    return configs, arrays
+  names = [c.get("task_name", "") for c in configs]
+  if "" in names or len(set(names)) != len(names):
+    raise UserInputError(f"packs need distinct task names, got {names}; "
+                         "one pack per task")
+  for path, c in zip(packs, configs):
+    if c.get("fine_tune_mode", "adapter") != "adapter":
+      raise UserInputError(f"{path}: fine_tune_mode={c['fine_tune_mode']}; "
+                           "multi-task export takes adapter packs only "
+                           "(export other modes one task per SavedModel)")
+    if c.get("adapter_size") != configs[0].get("adapter_size"):
+      raise UserInputError(f"{path}: adapter_size {c.get('adapter_size')} "
+                           f"!= {configs[0].get('adapter_size')} of "
+                           f"{packs[0]}; packs must share the adapter size")
+  return configs, arrays
+
+
 class MultiTaskServer(tf.Module):
   """The shared model, stacked task variables and the serving functions."""
 
@@ -89,22 +113,8 @@ class MultiTaskServer(tf.Module):
     super().__init__(name="multitask_server")
     from keras_adapters.classifier import build_classifier  # pylint: disable=g-import-not-at-top
     from keras_adapters.tuning import _leaves
-    if not packs:
-      raise UserInputError("multi-task export needs at least one pack")
-    configs, arrays = zip(*[adapter_pack.read_pack(p) for p in packs])
+    configs, arrays = check_packs(packs)
     names = [c.get("task_name", "") for c in configs]
-    if "" in names or len(set(names)) != len(names):
-      raise UserInputError(f"packs need distinct task names, got {names}; "
-                           "one pack per task")
-    for path, c in zip(packs, configs):
-      if c.get("fine_tune_mode", "adapter") != "adapter":
-        raise UserInputError(f"{path}: fine_tune_mode={c['fine_tune_mode']}; "
-                             "multi-task export takes adapter packs only "
-                             "(export other modes one task per SavedModel)")
-      if c.get("adapter_size") != configs[0].get("adapter_size"):
-        raise UserInputError(f"{path}: adapter_size {c.get('adapter_size')} "
-                             f"!= {configs[0].get('adapter_size')} of "
-                             f"{packs[0]}; packs must share the adapter size")
     self.task_names = names
     self.is_regression = [bool(c.get("is_regression")) for c in configs]
     self.num_classes = [1 if r else len(c["labels"])

@@ -77,10 +77,11 @@ def load_json(path, what="SQuAD file"):
       return json.load(f)
   except json.JSONDecodeError as e:
     raise UserInputError(f"{path}: not valid JSON (line {e.lineno}, column "
-                         f"{e.colno}: {e.msg})") from None
+                         f"{e.colno}: {e.msg}); truncated? fix or re-download "
+                         "it") from None
   except UnicodeDecodeError as e:
     raise UserInputError(f"{path}: not UTF-8 text ({e.reason} at byte "
-                         f"{e.start})") from None
+                         f"{e.start}); re-save it as UTF-8") from None
 
 
 class _Where:
