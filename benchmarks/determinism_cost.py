@@ -1,10 +1,12 @@
-"""What `tf.config.experimental.enable_op_determinism()` costs in speed.
+"""What `--deterministic` costs in speed: TF op determinism plus dropout
+drawn from `tf.random.Generator`s (what the drivers' flag turns on).
 
 Times Keras `model.fit` steps of the driver's model (all-MiniLM-L6-v2 with
 adapters, Model Garden AdamW) on real MRPC train pairs, with and without op
 determinism. Each measurement is a fresh child process (the setting is
 process-wide); the modes alternate over --rounds so that background load
-hits both alike. Also records whether the two modes give the same losses.
+hits both alike. Also records whether the runs of each mode give the same
+losses (the two modes draw different dropout masks, so they differ).
 Appends one JSON line to --results.
 
   python benchmarks/determinism_cost.py  # 3 rounds x 10 timed steps, 32x128
@@ -36,8 +38,9 @@ def child(args):
   from keras_adapters.presets import load_preset
 
   tf_keras.utils.set_random_seed(42)
-  if args.deterministic:
+  if args.deterministic:  # as driver_flags.strategy_from_flags does
     tf.config.experimental.enable_op_determinism()
+    tf_keras.backend.experimental.enable_tf_random_generator()
   encoder, vocab_file, lower = load_preset()
   model, _ = build_classifier(encoder, 2, args.mode, args.adapter_size)
   steps = args.warmup + args.steps
@@ -105,8 +108,10 @@ def main():
       step_s_default=median(runs[False]),
       step_s_deterministic=median(runs[True]),
       ratio=median(runs[True]) / median(runs[False]),
-      same_losses=all(r["losses"] == runs[False][0]["losses"]
-                      for r in runs[False] + runs[True]),
+      # Within a mode (the modes draw different dropout masks).
+      same_losses=all(r["losses"] == rs[0]["losses"]
+                      for rs in runs.values() for r in rs),
+      flag="--deterministic: op determinism + generator dropout",
       per_round=[(a["median_step_s"], b["median_step_s"])
                  for a, b in zip(runs[False], runs[True])],
       wall_seconds=int(time.time() - begin), cpus=os.cpu_count(),

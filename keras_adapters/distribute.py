@@ -215,8 +215,9 @@ def per_replica_input(make_global_batches):
 
     def own_slices(*batch):
       split = tf.nest.map_structure(
-          lambda t: tf.reshape(t, [replicas, per_replica] +
-                               t.shape[1:].as_list())[first:first + local],
+          lambda t: tf.reshape(t, [replicas, per_replica] + [
+              -1 if d is None else d  # dynamic padding: any length
+              for d in t.shape[1:].as_list()])[first:first + local],
           batch)
       return split if len(split) > 1 else split[0]
 

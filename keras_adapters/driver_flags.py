@@ -49,10 +49,12 @@ def define_common_flags(output_dir_help):
   flags.DEFINE_float("adapter_init_scale", 1e-3, "Std of the adapters' init.")
   flags.DEFINE_integer("top_k_layers", 1, "Blocks trained in top_k mode.")
   flags.DEFINE_integer("seed", 42, "Random seed (init, dropout, data order).")
-  flags.DEFINE_bool("deterministic", False, "Also enable TF op determinism "
-                    "(tf.config.experimental.enable_op_determinism): needed "
-                    "for bit-identical reruns on GPU; on CPU one --seed "
-                    "already gives identical runs. See docs/RELIABILITY.md.")
+  flags.DEFINE_bool("deterministic", False, "Enable TF op determinism "
+                    "(bit-identical reruns on GPU; on CPU one --seed already "
+                    "gives identical runs) and draw dropout from checkpointed "
+                    "tf.random.Generators, so a resumed run ends with the "
+                    "same weights as an unbroken one. Other dropout masks "
+                    "than the default. See docs/RELIABILITY.md.")
 
 
 def define_model_flags():
@@ -114,7 +116,11 @@ def load_pretrained_from_flags():
 def strategy_from_flags():
   if FLAGS.deterministic:  # before the model and datasets are built
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tf_keras  # pylint: disable=g-import-not-at-top
     tf.config.experimental.enable_op_determinism()
+    # Dropout draws from tf.random.Generators, which go into the checkpoints
+    # (training.checkpoint_manager): a resumed run is then bit-exact.
+    tf_keras.backend.experimental.enable_tf_random_generator()
   from keras_adapters import distribute
   if FLAGS.num_cpu_devices < 1:
     raise UserInputError("--num_cpu_devices must be >= 1")

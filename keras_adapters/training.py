@@ -59,8 +59,23 @@ class _CheckpointEvery(tf_keras.callbacks.Callback):
       self.model.stop_training = True
 
 
+def _dropout_generators(model):
+  """The `tf.random.Generator` of every dropout layer, when dropout draws
+  from generators (`--deterministic`), else []. Checkpointed with the model,
+  they make a resumed run draw the same masks as an unbroken one."""
+  if not tf_keras.backend.experimental.is_tf_random_generator_enabled():
+    return []
+  return [layer._random_generator._generator  # pylint: disable=protected-access
+          for layer in model.submodules
+          if getattr(getattr(layer, "_random_generator", None), "_generator",
+                     None) is not None]
+
+
 def checkpoint_manager(model, output_dir):
-  checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+  generators = _dropout_generators(model)
+  checkpoint = tf.train.Checkpoint(
+      model=model, optimizer=model.optimizer,
+      **(dict(dropout_generators=generators) if generators else {}))
   return tf.train.CheckpointManager(
       checkpoint, os.path.join(output_dir, "checkpoints"), max_to_keep=3)
 

@@ -157,3 +157,30 @@ def mrpc_pairs(n=4, split="dev"):
   examples = glue.get_processor("mrpc").get_examples(
       str(GLUE_DIR / "MRPC"), split)
   return [(e.text_a, e.text_b) for e in examples[:n]]
+
+
+def tiny_adapter_pack(path, adapter_size=8, labels=("0", "1"),
+                      task_name="mrpc", max_seq_length=16):
+  """Writes a real adapter pack to `path`, trained one step on a small random
+  BERT (not MiniLM): a pack of another backbone, for the mismatch checks."""
+  from official.nlp.modeling import networks
+  from keras_adapters import adapter_pack
+  from keras_adapters.classifier import build_classifier
+  from keras_adapters.networks.adapter_bert_encoder import build_encoder
+  tf_keras.utils.set_random_seed(5)
+  other = build_encoder(networks.BertEncoderV2(
+      vocab_size=100, hidden_size=32, num_layers=2, num_attention_heads=2,
+      inner_dim=64, inner_activation="gelu", max_sequence_length=16))
+  model, encoder = build_classifier(other, len(labels), "adapter",
+                                    adapter_size=adapter_size)
+  model.compile(optimizer="adam", loss=tf_keras.losses.
+                SparseCategoricalCrossentropy(from_logits=True))
+  ids = np.full([4, 8], 5, np.int32)
+  model.fit(dict(input_word_ids=ids, input_mask=np.ones_like(ids),
+                 input_type_ids=np.zeros_like(ids)), np.array([0, 1, 0, 1]),
+            verbose=0)
+  adapter_pack.save_adapter_pack(str(path), model, encoder, dict(
+      task_name=task_name, labels=list(labels), is_regression=False,
+      fine_tune_mode="adapter", adapter_size=adapter_size, top_k_layers=1,
+      max_seq_length=max_seq_length, model="a small random BERT"))
+  return str(path)

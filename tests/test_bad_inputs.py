@@ -14,25 +14,20 @@ import concurrent.futures
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import tf_keras
-from official.nlp.modeling import networks
 
 from harness import DATA
 from harness import GLUE_DIR
 from harness import REPO
 from harness import subprocess_env
+from harness import tiny_adapter_pack
 from test_resume import file_hashes
-from keras_adapters import adapter_pack
 from keras_adapters import presets
-from keras_adapters.classifier import build_classifier
-from keras_adapters.networks.adapter_bert_encoder import build_encoder
 
 MRPC, STSB = GLUE_DIR / "MRPC", GLUE_DIR / "STS-B"
 SQUAD_DEV = DATA / "squad" / "dev-v1.1.json"
@@ -120,24 +115,8 @@ def _vocab_of_another_model(tmp):
 
 def _tiny_pack(tmp, name="pack.npz", adapter_size=8, labels=("0", "1"),
                task_name="mrpc", truncate=False):
-  """A real adapter pack, trained one step on a small random BERT."""
-  tf_keras.utils.set_random_seed(5)
-  other = build_encoder(networks.BertEncoderV2(
-      vocab_size=100, hidden_size=32, num_layers=2, num_attention_heads=2,
-      inner_dim=64, inner_activation="gelu", max_sequence_length=16))
-  model, encoder = build_classifier(other, len(labels), "adapter",
-                                    adapter_size=adapter_size)
-  model.compile(optimizer="adam", loss=tf_keras.losses.
-                SparseCategoricalCrossentropy(from_logits=True))
-  ids = np.full([4, 8], 5, np.int32)
-  model.fit(dict(input_word_ids=ids, input_mask=np.ones_like(ids),
-                 input_type_ids=np.zeros_like(ids)), np.array([0, 1, 0, 1]),
-            verbose=0)
-  path = tmp / name
-  adapter_pack.save_adapter_pack(str(path), model, encoder, dict(
-      task_name=task_name, labels=list(labels), is_regression=False,
-      fine_tune_mode="adapter", adapter_size=adapter_size, top_k_layers=1,
-      max_seq_length=16, model="a small random BERT"))
+  """A real adapter pack of a small random BERT; `truncate` cuts it in half."""
+  path = Path(tiny_adapter_pack(tmp / name, adapter_size, labels, task_name))
   if truncate:  # a copy cut off halfway
     path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
   return str(path)

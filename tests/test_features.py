@@ -4,7 +4,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from keras_adapters.data import features
 from keras_adapters.data.glue import Example
@@ -130,3 +129,48 @@ def test_input_errors(tmp_path):
     _dataset([Example("0", "a", None, "x")])
   with pytest.raises(UserInputError, match="no examples"):
     _dataset([])
+
+
+def _mrpc_train(n):
+  from harness import GLUE_DIR
+  from keras_adapters.data import glue
+  return glue.get_processor("mrpc").get_examples(str(GLUE_DIR / "MRPC"),
+                                                 "train")[:n]
+
+
+def test_dynamic_padding_cuts_only_padding():
+  """Real MRPC pairs: the same shuffled batches, each cut to its longest
+  pair rounded up to a multiple of 8; everything cut off is padding."""
+  examples = _mrpc_train(96)
+  kwargs = dict(max_seq_length=128, batch_size=16, is_training=True, seed=3,
+                drop_remainder=True)
+  static = list(_dataset(examples, **kwargs))
+  dynamic = list(_dataset(examples, dynamic_padding=True, **kwargs))
+  assert len(static) == len(dynamic) == 6
+  lengths = []
+  for (xs, ys), (xd, yd) in zip(static, dynamic):
+    length = xd["input_word_ids"].shape[1]
+    longest = int(xs["input_mask"].numpy().sum(1).max())
+    assert length % 8 == 0 and longest <= length < longest + 8
+    np.testing.assert_array_equal(ys, yd)
+    for key in xs:
+      np.testing.assert_array_equal(xs[key][:, :length], xd[key])
+      assert not xs[key][:, length:].numpy().any()  # only padding went
+    lengths.append(length)
+  assert max(lengths) < 128  # MRPC pairs are far shorter than 128
+
+
+def test_dynamic_padding_gives_the_same_model_outputs():
+  """The real MiniLM with adapters gives the same logits for a batch padded
+  to 128 and the same batch cut by dynamic padding (padding is masked)."""
+  from harness import minilm
+  from keras_adapters.classifier import build_classifier
+  encoder, vocab_file, lower = minilm()
+  model, _ = build_classifier(encoder, 2, "adapter", 64)
+  kwargs = dict(vocab_file=vocab_file, do_lower_case=lower,
+                max_seq_length=128, batch_size=16)
+  (full, _), = _dataset(_mrpc_train(16), **kwargs)
+  (cut, _), = _dataset(_mrpc_train(16), dynamic_padding=True, **kwargs)
+  assert cut["input_word_ids"].shape[1] < 128
+  np.testing.assert_allclose(model(full, training=False),
+                             model(cut, training=False), atol=1e-5)

@@ -22,7 +22,6 @@ import platform
 import re
 import shutil
 import subprocess
-import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(

@@ -4,7 +4,6 @@ import os
 import re
 
 import tensorflow as tf
-import tf_keras
 from official.nlp.modeling import networks
 
 from keras_adapters.errors import UserInputError

@@ -1,0 +1,147 @@
+"""What `--dynamic_padding` saves: batch lengths per GLUE task, and the
+training step time with and without it on real MRPC.
+
+Part 1 (lengths): the shuffled training batches of 32 of each task, as
+run_classifier.py builds them (seed 1); the mean over batches of the
+longest example (what dynamic padding pads to, before rounding up to 8),
+against max_seq_length.
+
+Part 2 (time): `model.fit` steps of MiniLM with adapters (m=64) on MRPC
+train at max_seq_length 128, static vs dynamic padding. Each measurement is
+a fresh process; the two alternate over --rounds so that background load
+hits both alike. The reported figure is the ratio of the median step times.
+
+Appends one JSON line to --results.
+
+  python benchmarks/dynamic_padding.py      # ~10 min on 2 idle cores
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GLUE = os.path.join(os.path.dirname(REPO), "shared", "data", "glue_data")
+TASKS = (("MRPC", 128), ("RTE", 128), ("STS-B", 128), ("CoLA", 64),
+         ("SST-2", 64))
+
+
+def _setup():
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  sys.path.insert(0, REPO)
+
+
+def lengths(batch):
+  """{task: (max_seq_length, mean longest-in-batch, mean example length)}."""
+  _setup()
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from keras_adapters.data import glue
+  from keras_adapters.data.features import make_dataset
+  from keras_adapters.presets import load_preset
+  _, vocab_file, lower = load_preset()
+  found = {}
+  for task, seq in TASKS:
+    processor = glue.get_processor(task.lower())
+    examples = processor.get_examples(os.path.join(GLUE, task), "train")
+    ds = make_dataset(examples, vocab_file=vocab_file, do_lower_case=lower,
+                      max_seq_length=seq, label_list=processor.labels,
+                      is_regression=processor.is_regression,
+                      batch_size=batch, is_training=True, seed=1,
+                      drop_remainder=True)
+    longest, every = [], []
+    for x, _ in ds:
+      n = x["input_mask"].numpy().sum(axis=1)
+      longest.append(int(n.max()))
+      every.extend(n.tolist())
+    found[task] = dict(max_seq_length=seq, mean_batch_longest=float(
+        np.mean(longest)), mean_example=float(np.mean(every)),
+                       share=float(np.mean(longest)) / seq)
+    print(task, found[task], flush=True)
+  return found
+
+
+def child(args):
+  """Times warmup + timed steps in this process; prints one JSON line."""
+  _setup()
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tf_keras
+  from keras_adapters import training
+  from keras_adapters.classifier import build_classifier
+  from keras_adapters.data import glue
+  from keras_adapters.data.features import make_dataset
+  from keras_adapters.presets import load_preset
+
+  tf_keras.utils.set_random_seed(42)
+  encoder, vocab_file, lower = load_preset()
+  model, _ = build_classifier(encoder, 2, "adapter", 64)
+  steps = args.warmup + args.steps
+  model.compile(optimizer=training.create_optimizer(1e-3, steps, 0.1),
+                loss=tf_keras.losses.SparseCategoricalCrossentropy(
+                    from_logits=True))
+  processor = glue.get_processor("mrpc")
+  examples = processor.get_examples(os.path.join(GLUE, "MRPC"), "train")
+  ds = make_dataset(examples, vocab_file=vocab_file, do_lower_case=lower,
+                    max_seq_length=128, label_list=processor.labels,
+                    is_regression=False, batch_size=args.batch,
+                    is_training=True, seed=42, drop_remainder=True,
+                    repeat=True, dynamic_padding=args.dynamic)
+  ends = []
+
+  class Clock(tf_keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+      ends.append(time.perf_counter())
+
+  start = time.perf_counter()
+  model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0,
+            callbacks=[Clock()])
+  times = np.diff([start] + ends)[args.warmup:]
+  print(json.dumps(dict(median_step_s=float(np.median(times)))))
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--steps", type=int, default=10, help="timed steps")
+  parser.add_argument("--warmup", type=int, default=3)
+  parser.add_argument("--batch", type=int, default=32)
+  parser.add_argument("--results", default=os.path.join(
+      REPO, "benchmarks", "results", "dynamic_padding.jsonl"))
+  parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+  parser.add_argument("--dynamic", action="store_true", help=argparse.SUPPRESS)
+  args = parser.parse_args()
+  if args.child:
+    return child(args)
+
+  begin = time.time()
+  found = lengths(args.batch)
+  runs = {False: [], True: []}
+  for _ in range(args.rounds):
+    for dynamic in (False, True):
+      out = subprocess.run(
+          [sys.executable, os.path.abspath(__file__), "--child",
+           f"--steps={args.steps}", f"--warmup={args.warmup}",
+           f"--batch={args.batch}"] + (["--dynamic"] if dynamic else []),
+          check=True, capture_output=True, text=True).stdout
+      runs[dynamic].append(json.loads(out.strip().splitlines()[-1])
+                           ["median_step_s"])
+      print("dynamic" if dynamic else "static", runs[dynamic][-1], flush=True)
+  median = lambda xs: sorted(xs)[len(xs) // 2]
+  line = dict(name="dynamic_padding", batch=args.batch, lengths=found,
+              mrpc_step_s_static=median(runs[False]),
+              mrpc_step_s_dynamic=median(runs[True]),
+              ratio=median(runs[True]) / median(runs[False]),
+              per_round=list(zip(runs[False], runs[True])),
+              timed_steps=args.steps, warmup=args.warmup, rounds=args.rounds,
+              wall_seconds=int(time.time() - begin), cpus=os.cpu_count(),
+              command=" ".join(["benchmarks/dynamic_padding.py"] +
+                               sys.argv[1:]))
+  with open(args.results, "a") as f:
+    f.write(json.dumps(line) + "\n")
+  print(json.dumps(line))
+
+
+if __name__ == "__main__":
+  main()
