@@ -21,50 +21,21 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GLUE = os.path.join(os.path.dirname(REPO), "shared", "data", "glue_data")
 
 
 def child(args):
   """Trains warmup + timed steps in this process; prints one JSON line."""
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  sys.path.insert(0, REPO)
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf
   import tf_keras
-  from keras_adapters import training
-  from keras_adapters.classifier import build_classifier
-  from keras_adapters.data import glue
-  from keras_adapters.data.features import make_dataset
-  from keras_adapters.presets import load_preset
+  from fit_timing import time_mrpc_fit
 
-  tf_keras.utils.set_random_seed(42)
   if args.deterministic:  # as driver_flags.strategy_from_flags does
     tf.config.experimental.enable_op_determinism()
     tf_keras.backend.experimental.enable_tf_random_generator()
-  encoder, vocab_file, lower = load_preset()
-  model, _ = build_classifier(encoder, 2, args.mode, args.adapter_size)
-  steps = args.warmup + args.steps
-  model.compile(optimizer=training.create_optimizer(1e-3, steps, 0.1),
-                loss=tf_keras.losses.SparseCategoricalCrossentropy(
-                    from_logits=True))
-  processor = glue.get_processor("mrpc")
-  examples = processor.get_examples(os.path.join(GLUE, "MRPC"), "train")
-  ds = make_dataset(examples[:args.batch * steps], vocab_file=vocab_file,
-                    do_lower_case=lower, max_seq_length=args.seq,
-                    label_list=processor.labels, is_regression=False,
-                    batch_size=args.batch, is_training=True, seed=42,
-                    drop_remainder=True, repeat=True)
-  ends, losses = [], []
-
-  class Clock(tf_keras.callbacks.Callback):
-    def on_train_batch_end(self, batch, logs=None):
-      ends.append(time.perf_counter())
-      losses.append(float(logs["loss"]))
-
-  start = time.perf_counter()
-  model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0,
-            callbacks=[Clock()])
-  times = np.diff([start] + ends)[args.warmup:]
+  times, losses = time_mrpc_fit(args.warmup, args.steps, args.batch,
+                                args.seq, args.mode, args.adapter_size)
   print(json.dumps(dict(median_step_s=float(np.median(times)),
                         mean_step_s=float(np.mean(times)), losses=losses)))
 

@@ -65,39 +65,10 @@ def lengths(batch):
 
 def child(args):
   """Times warmup + timed steps in this process; prints one JSON line."""
-  _setup()
   import numpy as np  # pylint: disable=g-import-not-at-top
-  import tf_keras
-  from keras_adapters import training
-  from keras_adapters.classifier import build_classifier
-  from keras_adapters.data import glue
-  from keras_adapters.data.features import make_dataset
-  from keras_adapters.presets import load_preset
-
-  tf_keras.utils.set_random_seed(42)
-  encoder, vocab_file, lower = load_preset()
-  model, _ = build_classifier(encoder, 2, "adapter", 64)
-  steps = args.warmup + args.steps
-  model.compile(optimizer=training.create_optimizer(1e-3, steps, 0.1),
-                loss=tf_keras.losses.SparseCategoricalCrossentropy(
-                    from_logits=True))
-  processor = glue.get_processor("mrpc")
-  examples = processor.get_examples(os.path.join(GLUE, "MRPC"), "train")
-  ds = make_dataset(examples, vocab_file=vocab_file, do_lower_case=lower,
-                    max_seq_length=128, label_list=processor.labels,
-                    is_regression=False, batch_size=args.batch,
-                    is_training=True, seed=42, drop_remainder=True,
-                    repeat=True, dynamic_padding=args.dynamic)
-  ends = []
-
-  class Clock(tf_keras.callbacks.Callback):
-    def on_train_batch_end(self, batch, logs=None):
-      ends.append(time.perf_counter())
-
-  start = time.perf_counter()
-  model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0,
-            callbacks=[Clock()])
-  times = np.diff([start] + ends)[args.warmup:]
+  from fit_timing import time_mrpc_fit
+  times, _ = time_mrpc_fit(args.warmup, args.steps, args.batch,
+                           dynamic_padding=args.dynamic)
   print(json.dumps(dict(median_step_s=float(np.median(times)))))
 
 

@@ -47,7 +47,8 @@ def parse_args():
   parser.add_argument("--results",
                       default="benchmarks/results/adapterhub.jsonl")
   parser.add_argument("--table_only", action="store_true",
-                      help="print the table of the results file's last run")
+                      help="print the table of the newest run of each task and "
+                      "variant in the results file")
   return parser.parse_args()
 
 
@@ -179,9 +180,11 @@ def main():
   if args.table_only:
     with open(args.results) as f:
       rows = [json.loads(l) for l in f if l.strip()]
-    last = rows[-1]["session"]
-    print(f"Results file: {args.results}, session {last}\n")
-    print(table([r for r in rows if r["session"] == last]))
+    latest = {(r["task"], r["library"].split(" ")[0], r.get("variant")): r
+              for r in rows}  # the newest run of each task and variant
+    print(f"Results file: {args.results}, the newest run of each task and "
+          f"variant (sessions {', '.join(sorted({r['session'] for r in latest.values()}))})\n")
+    print(table(list(latest.values())))
     return
   session = time.strftime("%Y-%m-%dT%H:%M:%S")
   os.makedirs(args.out, exist_ok=True)

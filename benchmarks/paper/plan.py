@@ -10,6 +10,10 @@ the table and the trade-off figure) is trained once. Learning rates written
 "best:<method>" are resolved from the results file: the rate of the seed-1
 sweep of <method> on that task with the best dev score, once all of that
 sweep's runs are in (until then those points wait).
+
+To fit 2 CPU cores, four methods are swept (adapters m=64, full, top-3,
+LayerNorm-only); the other adapter sizes train at the m=64 rate and the other
+top-k at the top-3 rate (lr_source), as the paper's trade-off figures do.
 """
 
 import argparse
@@ -64,6 +68,18 @@ PADDING_FACTOR = {"MRPC": 0.62, "RTE": 1.0, "STS-B": 0.55, "CoLA": 0.36,
                   "SST-2": 0.63}
 
 
+def lr_source(method):
+  """The swept method whose best learning rate `method` trains at."""
+  if method.startswith("adapter"):
+    return "adapter64"
+  if method.startswith("top"):
+    return "top3"
+  return method
+
+
+SWEPT = ("adapter64", "full", "top3", "ln")
+
+
 def method_settings(method):
   """'adapter64' / 'full' / 'top3' / 'ln' -> run_classifier flags dict."""
   if method.startswith("adapter"):
@@ -87,42 +103,37 @@ def _sweep(tasks, methods, seeds=(1,)):
           for lr in LR_GRID[method_settings(m)["fine_tune_mode"]]]
 
 
-def _at_best(tasks, methods, seeds, best_of=None):
-  return [point(t, m, f"best:{best_of or m}", s) for t in tasks
+def _at_best(tasks, methods, seeds):
+  return [point(t, m, f"best:{lr_source(m)}", s) for t in tasks
           for m in methods for s in seeds]
 
 
 def blocks():
   """[(block name, what it is for, [points])], most informative first."""
   baselines = ("adapter8", "adapter256", "top1", "top3", "ln")
+  unswept = ("adapter8", "adapter256", "top1")
   return [
       ("1_sweep_main", "table: adapters m=64 vs full, LR sweep, seed 1",
        _sweep(SMALL_TASKS, ("adapter64", "full"))),
       ("2_seeds_main", "table: seeds 2-3 of adapters m=64 and full at the "
        "best LR", _at_best(SMALL_TASKS, ("adapter64", "full"), (2, 3))),
-      ("3_sweep_baselines", "table: adapters m=8/256, top-1/3, LayerNorm-"
-       "only, LR sweep, seed 1", _sweep(SMALL_TASKS, baselines)),
+      ("3_sweep_baselines", "table: top-3 and LayerNorm-only LR sweeps, "
+       "adapters m=8/256 and top-1 at the m=64/top-3 best LR, seed 1",
+       _sweep(SMALL_TASKS, ("top3", "ln")) +
+       _at_best(SMALL_TASKS, unswept, (1,))),
       ("4_seeds_baselines", "table: seeds 2-3 of those at the best LR",
        _at_best(SMALL_TASKS, baselines, (2, 3))),
-      ("5_sst2", "table: SST-2 (first 10k training rows), every method, LR "
-       "sweep, seed 1", _sweep(("SST-2",), TABLE_METHODS)),
+      ("5_sst2", "table: SST-2 (first 10k training rows), every method, "
+       "seed 1", _sweep(("SST-2",), SWEPT) +
+       _at_best(("SST-2",), unswept, (1,))),
       ("6_tradeoff", "figure: adapter sizes 2^0..2^8 at the m=64 best LR, "
        "top-k k=1..6 at the top-3 best LR, seed 1",
-       _at_best(FIGURE_TASKS, [f"adapter{2 ** i}" for i in range(9)], (1,),
-                "adapter64") +
-       _at_best(FIGURE_TASKS, [f"top{k}" for k in range(1, 7)], (1,),
-                "top3")),
+       _at_best(FIGURE_TASKS, [f"adapter{2 ** i}" for i in range(9)] +
+                [f"top{k}" for k in range(1, 7)], (1,))),
       ("7_init", "figure: MRPC adapters m=64 at the best LR, init std "
        "1e-7..1, seed 1",
        [point("MRPC", "adapter64", "best:adapter64", 1, init)
         for init in INIT_SCALES]),
-      ("8_figure_seeds", "figures: seeds 2-3 of blocks 6 and 7",
-       _at_best(FIGURE_TASKS, [f"adapter{2 ** i}" for i in range(9)], (2, 3),
-                "adapter64") +
-       _at_best(FIGURE_TASKS, [f"top{k}" for k in range(1, 7)], (2, 3),
-                "top3") +
-       [point("MRPC", "adapter64", "best:adapter64", s, init)
-        for s in (2, 3) for init in INIT_SCALES]),
   ]
 
 
@@ -158,10 +169,8 @@ def estimated_seconds(p):
 def unique_points():
   """[(block name, point)] in priority order, each run once.
 
-  A seed-1 point at "best:<m>" is dropped when its method was swept with the
-  same grid on that task: the best rate is one of the swept ones, so that run
-  is already in the sweep. (Other "best:" points may also coincide; those
-  are found when the runner resolves them.)
+  A seed-1 point at "best:<m>" of a swept method is dropped: the best rate
+  is one of the swept ones, so that run is already in the sweep.
   """
   seen, result = set(), []
   swept = {(p["task"], p["method"], p["init"]) for _, _, points in blocks()
@@ -169,12 +178,9 @@ def unique_points():
   for block, _, points in blocks():
     for p in points:
       key = (p["task"], p["method"], p["lr"], p["seed"], p["init"])
-      if p["lr"].startswith("best:") and p["seed"] == 1:
-        grid = LR_GRID[method_settings(p["method"])["fine_tune_mode"]]
-        best_of = method_settings(p["lr"][5:])["fine_tune_mode"]
-        if ((p["task"], p["method"], p["init"]) in swept
-            and grid == LR_GRID[best_of]):
-          continue
+      if (p["lr"].startswith("best:") and p["seed"] == 1 and
+          (p["task"], p["method"], p["init"]) in swept):
+        continue
       if key not in seen:
         seen.add(key)
         result.append((block, p))

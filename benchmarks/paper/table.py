@@ -1,7 +1,8 @@
 """The paper's Table 1/2 from the plan's results file, as Markdown.
 
 For every task and method: the learning rate with the best seed-1 dev score
-(run_plan.best_lr), then the mean ± s.e.m. over the seeds run at that rate.
+(run_plan.best_lr; adapters m=8/256 and top-1 use the rate of m=64 and
+top-3, plan.lr_source), then the mean ± s.e.m. over the seeds run at it.
 Scores are x100. MRPC shows accuracy/F1, STS-B Spearman, CoLA Matthews, RTE
 and SST-2 accuracy; "mean" averages one score per task (MRPC: the mean of
 accuracy and F1, the score the learning rate was selected on).
@@ -42,10 +43,11 @@ class Cell:
   """One task x method: the best-rate runs of every seed."""
 
   def __init__(self, rows, task, method):
-    self.lr = run_plan.best_lr(rows, task, method)
+    source = plan.lr_source(method)
+    self.lr = run_plan.best_lr(rows, task, source)
     self.partial = self.lr is None  # sweep not complete: best so far
     sweep = [r for r in rows if (r["task"], r["method"], r["seed"], r["init"])
-             == (task, method, 1, plan.DEFAULT_INIT)]
+             == (task, source, 1, plan.DEFAULT_INIT)]
     if self.partial and sweep:
       self.lr = max(sweep, key=run_plan.selection_score)["lr"]
     self.runs = sorted((r for r in rows if (r["task"], r["method"], r["lr"],
@@ -112,8 +114,9 @@ def table(rows):
     summary[label] = (mean, per_task, len(present))
   lines.append("")
   lines.append("Scores x100, mean ± s.e.m. over seeds at the learning rate "
-               "with the best seed-1 dev score; n = seeds; * = that "
-               "method's learning-rate sweep is incomplete (best so far). "
+               "with the best seed-1 dev score (adapters m=8/256: that of "
+               "m=64; top-1: that of top-3); n = seeds; * = that "
+               "learning-rate sweep is incomplete (best so far). "
                "Total params: backbone = 1x, for the "
                f"{len(tasks)} task(s) above.")
   full, best = summary.get(LABELS["full"]), summary.get(BEST_ADAPTER)

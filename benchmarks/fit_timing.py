@@ -1,0 +1,54 @@
+"""Times `model.fit` steps of the driver's model on real MRPC train pairs.
+
+Shared by the benchmarks that compare one setting against another in fresh
+child processes (determinism_cost.py, dynamic_padding.py): all-MiniLM-L6-v2
+with the given tuning mode, Model Garden AdamW, the driver's input pipeline.
+"""
+
+import os
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GLUE = os.path.join(os.path.dirname(REPO), "shared", "data", "glue_data")
+
+
+def time_mrpc_fit(warmup, steps, batch=32, seq=128, mode="adapter",
+                  adapter_size=64, dynamic_padding=False):
+  """Runs warmup + steps training steps; returns (seconds per timed step,
+  loss after every step)."""
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  sys.path.insert(0, REPO)
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tf_keras
+  from keras_adapters import training
+  from keras_adapters.classifier import build_classifier
+  from keras_adapters.data import glue
+  from keras_adapters.data.features import make_dataset
+  from keras_adapters.presets import load_preset
+
+  tf_keras.utils.set_random_seed(42)
+  encoder, vocab_file, lower = load_preset()
+  model, _ = build_classifier(encoder, 2, mode, adapter_size)
+  total = warmup + steps
+  model.compile(optimizer=training.create_optimizer(1e-3, total, 0.1),
+                loss=tf_keras.losses.SparseCategoricalCrossentropy(
+                    from_logits=True))
+  processor = glue.get_processor("mrpc")
+  examples = processor.get_examples(os.path.join(GLUE, "MRPC"), "train")
+  ds = make_dataset(examples, vocab_file=vocab_file, do_lower_case=lower,
+                    max_seq_length=seq, label_list=processor.labels,
+                    is_regression=False, batch_size=batch, is_training=True,
+                    seed=42, drop_remainder=True, repeat=True,
+                    dynamic_padding=dynamic_padding)
+  ends, losses = [], []
+
+  class Clock(tf_keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+      ends.append(time.perf_counter())
+      losses.append(float(logs["loss"]))
+
+  start = time.perf_counter()
+  model.fit(ds, steps_per_epoch=total, epochs=1, verbose=0,
+            callbacks=[Clock()])
+  return np.diff([start] + ends)[warmup:], losses
