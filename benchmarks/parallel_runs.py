@@ -13,6 +13,7 @@ over --rounds. Training throughput in steps/s: (a) 1 / its median step,
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -44,6 +45,13 @@ def finish(process):
   return json.loads(out.strip().splitlines()[-1])["median_step_s"]
 
 
+def summary(single, pairs):
+  one = 1 / statistics.median(single)
+  two = statistics.median([sum(1 / s for s in pair) for pair in pairs])
+  return dict(steps_per_s_one_run=one, steps_per_s_two_runs=two,
+              throughput_ratio=two / one)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--rounds", type=int, default=2)
@@ -64,12 +72,8 @@ def main():
     pairs.append([finish(p) for p in both])
     print("one 2-thread run", single[-1], "| two 1-thread runs", pairs[-1],
           flush=True)
-  median = lambda xs: sorted(xs)[len(xs) // 2]
-  one = 1 / median(single)
-  two = median([sum(1 / s for s in pair) for pair in pairs])
   line = dict(name="parallel_runs", single_step_s=single, pair_step_s=pairs,
-              steps_per_s_one_run=one, steps_per_s_two_runs=two,
-              throughput_ratio=two / one, timed_steps=args.steps,
+              **summary(single, pairs), timed_steps=args.steps,
               warmup=args.warmup, rounds=args.rounds,
               wall_seconds=int(time.time() - begin), cpus=os.cpu_count(),
               command=" ".join(["python benchmarks/parallel_runs.py"] +

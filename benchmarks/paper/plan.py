@@ -53,13 +53,14 @@ TABLE_METHODS = ("adapter8", "adapter64", "adapter256", "full", "top1", "top3",
 INIT_SCALES = ("1e-7", "1e-6", "1e-5", "1e-4", "1e-3", "1e-2", "1e-1", "1")
 DEFAULT_INIT = "1e-3"
 
-# Seconds per training step at batch 32, max_seq_length 128, on the 2 cores
-# when quiet (adapter 2.4 s and full 3.5 s measured; top-k and LayerNorm-only
-# interpolated by how much of the backward pass they run: a forward is about
-# a third of a full step). max_seq_length 64 costs SEQ64_FACTOR of that
-# (speed.py's CPU seconds per step at 64 vs 128, 3 steps on a loaded machine:
-# adapter 0.43, full 0.51, LayerNorm-only 0.44). Refresh from speed.jsonl.
-STEP_SECONDS_128 = dict(adapter=2.4, full=3.5, layer_norm=2.3)
+# Seconds per training step at batch 32, max_seq_length 128, XLA off, on the
+# 2 quiet cores: benchmarks/results/speed.jsonl of 2026-11-23 (adapters 4.27,
+# full 5.37, LayerNorm-only 3.85; an earlier, faster day gave adapters 2.4 and
+# full 3.5). Top-k is interpolated by how much of the backward pass it runs
+# (a forward is about a third of a full step). max_seq_length 64 costs
+# SEQ64_FACTOR of that (speed.py's CPU seconds per step at 64 vs 128, 3 steps
+# on a loaded machine: adapter 0.43, full 0.51, LayerNorm-only 0.44).
+STEP_SECONDS_128 = dict(adapter=4.27, full=5.37, layer_norm=3.85)
 SEQ64_FACTOR = 0.5
 RUN_OVERHEAD_SECONDS = 90  # start-up, tokenization, dev evaluation
 # --dynamic_padding: mean longest pair per shuffled batch of 32 over

@@ -1,0 +1,113 @@
+"""Where a training step's time goes, by TensorFlow op type (issue #4.3).
+
+Profiles `model.fit` steps of the driver's classifier on one fixed batch of
+real MRPC pairs (batch 32 x 128, XLA off) with the TensorFlow profiler, once
+per tuning mode, and sums the host self-time of every op by type: dense-layer
+and attention einsums apart, Softmax, Erf, ...; idle time left out. Appends
+one JSON line with each mode's step time and its top op types, as seconds
+per step and shares.
+
+  python benchmarks/profile_step.py             # adapter and full, ~5 min
+"""
+
+import argparse
+import glob
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+
+
+def op_seconds(logdir):
+  """{op type: host self-seconds} from the profile written to `logdir`."""
+  from tensorflow.python.profiler.internal import _pywrap_profiler_plugin  # pylint: disable=g-import-not-at-top
+  paths = glob.glob(os.path.join(logdir, "plugins/profile/*/*.xplane.pb"))
+  data, ok = _pywrap_profiler_plugin.xspace_to_tools_data(
+      paths, "framework_op_stats", {})
+  if not ok:
+    sys.exit("profile_step.py: error: could not read the profile")
+  table = json.loads(data)
+  table = table[0] if isinstance(table, list) else table
+  columns = [c["id"] for c in table["cols"]]
+  by_type = {}
+  for row in table["rows"]:
+    values = dict(zip(columns, (cell.get("v") for cell in row["c"])))
+    if values.get("host_or_device") not in (None, "Host"):
+      continue
+    op_type = values["type"]
+    if op_type == "IDLE":
+      continue
+    if op_type == "Einsum":  # Model Garden's dense layers are einsums too
+      attention = re.search(r"self_attention/einsum(_\d+)?/",
+                            values["operation"])
+      op_type += " (attention scores)" if attention else " (dense layers)"
+    # total_self_time is in microseconds.
+    by_type[op_type] = by_type.get(op_type, 0.0) + values[
+        "total_self_time"] / 1e6
+  return by_type
+
+
+def profile(mode, args):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tf_keras
+  from keras_adapters import training
+  from keras_adapters.classifier import build_classifier
+  from keras_adapters.presets import load_preset
+  from speed import real_batch
+  tf_keras.utils.set_random_seed(42)
+  encoder, _, _ = load_preset()
+  model, _ = build_classifier(encoder, 2, mode, 64)
+  model.compile(optimizer=training.create_optimizer(1e-4, 10000, 0.1),
+                loss=tf_keras.losses.SparseCategoricalCrossentropy(
+                    from_logits=True))
+  inputs, labels = real_batch(args.batch, args.seq)
+  ds = tf.data.Dataset.from_tensors((inputs, labels)).repeat()
+  model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)  # trace, warm up
+  logdir = tempfile.mkdtemp(prefix="profile_step_")
+  tf.profiler.experimental.start(logdir)
+  start = time.perf_counter()
+  model.fit(ds, steps_per_epoch=args.steps, epochs=1, verbose=0)
+  seconds = (time.perf_counter() - start) / args.steps
+  tf.profiler.experimental.stop()
+  by_type = op_seconds(logdir)
+  total = sum(by_type.values())
+  top = sorted(by_type.items(), key=lambda kv: -kv[1])[:args.top]
+  return dict(step_s=round(seconds, 3),
+              op_self_s_per_step=round(total / args.steps, 3),
+              top_ops={k: dict(s_per_step=round(v / args.steps, 3),
+                               share=round(v / total, 3)) for k, v in top})
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--modes", default="adapter,full")
+  parser.add_argument("--steps", type=int, default=5)
+  parser.add_argument("--batch", type=int, default=32)
+  parser.add_argument("--seq", type=int, default=128)
+  parser.add_argument("--top", type=int, default=15)
+  parser.add_argument("--results", default=os.path.join(
+      REPO, "benchmarks", "results", "profile_step.jsonl"))
+  args = parser.parse_args()
+  begin = time.time()
+  modes = {m: profile(m, args) for m in args.modes.split(",")}
+  line = dict(name="profile_step", batch=args.batch, max_seq_length=args.seq,
+              steps=args.steps, modes=modes, cpus=os.cpu_count(),
+              wall_seconds=int(time.time() - begin),
+              note="host self-time summed over the op-pool threads, so the "
+              "op seconds per step can exceed the wall step time",
+              command=" ".join(["python benchmarks/profile_step.py"] +
+                               sys.argv[1:]))
+  with open(args.results, "a") as f:
+    f.write(json.dumps(line) + "\n")
+  print(json.dumps(line, indent=1))
+
+
+if __name__ == "__main__":
+  main()
