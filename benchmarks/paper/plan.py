@@ -145,7 +145,9 @@ def command(p, lr, output_dir):
                dynamic_padding=None,
                data_dir=data_dir, output_dir=output_dir, max_seq_length=seq,
                num_train_epochs=epochs, learning_rate=lr, seed=p["seed"],
-               **method_settings(p["method"]))
+               # Checkpoints every 100 steps, so that a run stopped with
+               # the machine resumes with little lost.
+               save_checkpoints_steps=100, **method_settings(p["method"]))
   if p["init"] != DEFAULT_INIT:
     flags["adapter_init_scale"] = p["init"]
   args = [f"--{k}" if v is None else f"--{k}={v}" for k, v in flags.items()]
