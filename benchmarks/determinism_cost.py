@@ -15,10 +15,11 @@ Appends one JSON line to --results.
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
+
+from fit_timing import append_line  # pylint: disable=g-import-not-at-top
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -84,12 +85,8 @@ def main():
                       for rs in runs.values() for r in rs),
       flag="--deterministic: op determinism + generator dropout",
       per_round=[(a["median_step_s"], b["median_step_s"])
-                 for a, b in zip(runs[False], runs[True])],
-      wall_seconds=int(time.time() - begin), cpus=os.cpu_count(),
-      machine=platform.machine(), command=" ".join(sys.argv))
-  with open(args.results, "a") as f:
-    f.write(json.dumps(line) + "\n")
-  print(json.dumps(line))
+                 for a, b in zip(runs[False], runs[True])])
+  append_line(args.results, line, begin, "determinism_cost.py")
 
 
 if __name__ == "__main__":

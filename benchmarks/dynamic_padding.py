@@ -23,6 +23,8 @@ import subprocess
 import sys
 import time
 
+from fit_timing import append_line  # pylint: disable=g-import-not-at-top
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GLUE = os.path.join(os.path.dirname(REPO), "shared", "data", "glue_data")
 TASKS = (("MRPC", 128), ("RTE", 128), ("STS-B", 128), ("CoLA", 64),
@@ -105,13 +107,8 @@ def main():
               mrpc_step_s_dynamic=median(runs[True]),
               ratio=median(runs[True]) / median(runs[False]),
               per_round=list(zip(runs[False], runs[True])),
-              timed_steps=args.steps, warmup=args.warmup, rounds=args.rounds,
-              wall_seconds=int(time.time() - begin), cpus=os.cpu_count(),
-              command=" ".join(["benchmarks/dynamic_padding.py"] +
-                               sys.argv[1:]))
-  with open(args.results, "a") as f:
-    f.write(json.dumps(line) + "\n")
-  print(json.dumps(line))
+              timed_steps=args.steps, warmup=args.warmup, rounds=args.rounds)
+  append_line(args.results, line, begin, "dynamic_padding.py")
 
 
 if __name__ == "__main__":

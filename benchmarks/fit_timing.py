@@ -52,3 +52,17 @@ def time_mrpc_fit(warmup, steps, batch=32, seq=128, mode="adapter",
   model.fit(ds, steps_per_epoch=total, epochs=1, verbose=0,
             callbacks=[Clock()])
   return np.diff([start] + ends)[warmup:], losses
+
+
+def append_line(path, line, begin, script):
+  """Appends `line` plus wall time, CPU count, machine and the command that
+  ran `script` (this process's arguments) to the JSON-lines file `path`."""
+  import json  # pylint: disable=g-import-not-at-top
+  import platform
+  line = dict(line, wall_seconds=int(time.time() - begin),
+              cpus=os.cpu_count(), machine=platform.machine(),
+              command=" ".join([f"python benchmarks/{script}"] +
+                               sys.argv[1:]))
+  with open(path, "a") as f:
+    f.write(json.dumps(line) + "\n")
+  print(json.dumps(line))

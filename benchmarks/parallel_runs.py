@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 
+from fit_timing import append_line  # pylint: disable=g-import-not-at-top
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -74,13 +76,8 @@ def main():
           flush=True)
   line = dict(name="parallel_runs", single_step_s=single, pair_step_s=pairs,
               **summary(single, pairs), timed_steps=args.steps,
-              warmup=args.warmup, rounds=args.rounds,
-              wall_seconds=int(time.time() - begin), cpus=os.cpu_count(),
-              command=" ".join(["python benchmarks/parallel_runs.py"] +
-                               sys.argv[1:]))
-  with open(args.results, "a") as f:
-    f.write(json.dumps(line) + "\n")
-  print(json.dumps(line))
+              warmup=args.warmup, rounds=args.rounds)
+  append_line(args.results, line, begin, "parallel_runs.py")
 
 
 if __name__ == "__main__":
