@@ -205,6 +205,8 @@ def main():
   parser.add_argument("--dry_run", action="store_true")
   parser.add_argument("--keep_checkpoints", action="store_true")
   args = parser.parse_args()
+  if args.jobs < 1:
+    parser.error(f"--jobs={args.jobs}: need at least 1 run at a time")
   os.chdir(REPO)
   wanted = {b.strip() for b in args.blocks.split(",") if b.strip()}
   tasks = {t.strip() for t in args.tasks.split(",") if t.strip()}
