@@ -1,12 +1,14 @@
 """benchmarks/paper: the plan's points, learning-rate resolution, the runner's
 readiness order and the table, on made-up result rows (no training)."""
 
+import json
 import sys
 
 from harness import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks" / "paper"))
 import plan  # pylint: disable=g-import-not-at-top,wrong-import-position
+import reproduce  # pylint: disable=g-import-not-at-top,wrong-import-position
 import run_plan  # pylint: disable=g-import-not-at-top,wrong-import-position
 import table  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -77,3 +79,38 @@ def test_table_uses_the_best_rate_and_its_seeds():
   assert "50.0" in m8 and "*" not in m8  # at m=64's complete sweep's rate
   full = next(l for l in text.splitlines() if l.startswith("| Full"))
   assert full.count("*") == 1  # its sweep has 1 of 3 rates
+
+
+# Stands in for the venv's python: writes eval_results.txt into the last
+# --output_dir, the accuracy taken from the thread setting it was given.
+_FAKE_DRIVER = """#!/bin/sh
+for a in "$@"; do case $a in --output_dir=*) out=${a#--output_dir=};; esac; done
+mkdir -p "$out"
+printf 'eval_accuracy = 0.%s\\nglobal_step = 3.0\\n' "$TF_NUM_INTRAOP_THREADS" \\
+  > "$out/eval_results.txt"
+"""
+
+
+def test_reproduce_reruns_the_stored_command_in_a_fresh_directory(tmp_path):
+  fake = tmp_path / "python"
+  fake.write_text(_FAKE_DRIVER)
+  fake.chmod(0o755)
+  row = _row("RTE", "adapter64", "1e-3", 1, 0.1)
+  row.update(metrics=dict(eval_accuracy=0.1, global_step=3.0), resumed=False,
+             command="TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 "
+             "python run_classifier.py --task_name=RTE "
+             "--output_dir=runs/paper/x")
+  results, repro = tmp_path / "paper.jsonl", tmp_path / "repro.jsonl"
+  results.write_text(json.dumps(row) + "\n")
+  argv = [row["name"], f"--results={results}", f"--python={fake}",
+          f"--out={tmp_path / 'repro'}", f"--repro_results={repro}"]
+  reproduce.main(argv)
+  line = json.loads(repro.read_text())
+  assert line["equal"] and line["rerun"] == row["metrics"]
+  assert line["env"] == {"TF_NUM_INTRAOP_THREADS": "1",
+                         "TF_NUM_INTEROP_THREADS": "1"}
+  assert (tmp_path / "repro" / row["name"] / "eval_results.txt").exists()
+  row["metrics"]["eval_accuracy"] = 0.2
+  results.write_text(json.dumps(row) + "\n")
+  reproduce.main(argv)
+  assert not json.loads(repro.read_text().splitlines()[1])["equal"]

@@ -1,0 +1,71 @@
+"""Re-runs one finished row of the paper plan and checks its metrics.
+
+Takes the row's stored command from the results file (thread settings
+included), runs it with a fresh --output_dir (runs/repro/<name>), and appends
+one JSON line with the stored and the new dev metrics and whether they are
+equal to the printed precision of eval_results.txt.
+
+Usage (from the repo root):
+  python benchmarks/paper/reproduce.py mrpc_adapter64_lr3e-4_s1
+"""
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run_plan  # pylint: disable=g-import-not-at-top
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("name", help="a run name in the results file")
+  parser.add_argument("--results", default="benchmarks/results/paper.jsonl")
+  parser.add_argument("--out", default="runs/repro")
+  parser.add_argument("--python", default=".venv/bin/python")
+  parser.add_argument("--repro_results",
+                      default="benchmarks/results/paper_repro.jsonl")
+  args = parser.parse_args(argv)
+  os.chdir(run_plan.REPO)
+  rows = [r for r in run_plan.load_results(args.results)
+          if r["name"] == args.name]
+  if not rows:
+    parser.error(f"no run named {args.name!r} in {args.results}; "
+                 "pick a name from that file")
+  row = rows[-1]
+  words = shlex.split(row["command"])
+  driver = words.index("run_classifier.py")
+  env = dict(w.split("=", 1) for w in words[:driver - 1])
+  output_dir = os.path.join(args.out, args.name)
+  shutil.rmtree(output_dir, ignore_errors=True)  # a fresh run, not a resume
+  os.makedirs(args.out, exist_ok=True)
+  # absl keeps the last value of a repeated flag.
+  argv = ([args.python] + words[driver:] + [f"--output_dir={output_dir}"])
+  print("running:", " ".join(argv), flush=True)
+  start = time.time()
+  with open(output_dir + ".log", "w") as log:
+    code = subprocess.call(argv, stdout=log, stderr=subprocess.STDOUT,
+                           env=dict(os.environ, **env))
+  if code != 0:
+    sys.exit(f"reproduce.py: error: the run failed (exit {code}); see "
+             f"{output_dir}.log")
+  metrics = run_plan.read_metrics(output_dir)
+  line = dict(name=args.name, stored=row["metrics"], rerun=metrics,
+              equal=metrics == row["metrics"],
+              stored_resumed=row["resumed"], env=env,
+              wall_seconds=int(time.time() - start),
+              command=" ".join(["python benchmarks/paper/reproduce.py"] +
+                               (sys.argv[1:] if argv is None else argv)),
+              finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+  with open(args.repro_results, "a") as f:
+    f.write(json.dumps(line) + "\n")
+  print(json.dumps(line, indent=1))
+
+
+if __name__ == "__main__":
+  main()
