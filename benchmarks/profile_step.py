@@ -57,16 +57,9 @@ def op_seconds(logdir):
 def profile(mode, args):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tf_keras
-  from keras_adapters import training
-  from keras_adapters.classifier import build_classifier
-  from keras_adapters.presets import load_preset
-  from speed import real_batch
+  from speed import build, real_batch
   tf_keras.utils.set_random_seed(42)
-  encoder, _, _ = load_preset()
-  model, _ = build_classifier(encoder, 2, mode, 64)
-  model.compile(optimizer=training.create_optimizer(1e-4, 10000, 0.1),
-                loss=tf_keras.losses.SparseCategoricalCrossentropy(
-                    from_logits=True))
+  model = build(f"train:{mode}:0", args)
   inputs, labels = real_batch(args.batch, args.seq)
   ds = tf.data.Dataset.from_tensors((inputs, labels)).repeat()
   model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)  # trace, warm up
@@ -92,6 +85,7 @@ def main():
   parser.add_argument("--batch", type=int, default=32)
   parser.add_argument("--seq", type=int, default=128)
   parser.add_argument("--top", type=int, default=15)
+  parser.add_argument("--adapter_size", type=int, default=64)
   parser.add_argument("--results", default=os.path.join(
       REPO, "benchmarks", "results", "profile_step.jsonl"))
   args = parser.parse_args()
