@@ -45,11 +45,11 @@ def main(argv=None):
   shutil.rmtree(output_dir, ignore_errors=True)  # a fresh run, not a resume
   os.makedirs(args.out, exist_ok=True)
   # absl keeps the last value of a repeated flag.
-  argv = ([args.python] + words[driver:] + [f"--output_dir={output_dir}"])
-  print("running:", " ".join(argv), flush=True)
+  driver_argv = [args.python] + words[driver:] + [f"--output_dir={output_dir}"]
+  print("running:", " ".join(driver_argv), flush=True)
   start = time.time()
   with open(output_dir + ".log", "w") as log:
-    code = subprocess.call(argv, stdout=log, stderr=subprocess.STDOUT,
+    code = subprocess.call(driver_argv, stdout=log, stderr=subprocess.STDOUT,
                            env=dict(os.environ, **env))
   if code != 0:
     sys.exit(f"reproduce.py: error: the run failed (exit {code}); see "
