@@ -115,9 +115,11 @@ def tradeoff(args):
 def ablation(args):
   with open(args.results) as f:
     lines = [json.loads(l) for l in f if l.strip()]
+  if args.pack:
+    lines = [l for l in lines if l["adapter_pack"] == args.pack]
   if not lines:
-    sys.exit(f"figures.py: error: {args.results} is empty; run "
-             "benchmarks/paper/ablation.py")
+    sys.exit(f"figures.py: error: no ablation of {args.pack or 'any pack'} in "
+             f"{args.results}; run benchmarks/paper/ablation.py")
   line = lines[-1]
   keys, layers = line["score_keys"], line["layers"]
   score = lambda m: sum(m[k] for k in keys) / len(keys)
@@ -192,6 +194,9 @@ def main():
                       help="default: benchmarks/results/paper.jsonl "
                       "(ablation.jsonl for ablation)")
   parser.add_argument("--out", default=None, help="PNG path")
+  parser.add_argument("--pack", default=None,
+                      help="ablation: plot the last line of this adapter pack "
+                      "(default: the file's last line)")
   args = parser.parse_args()
   if args.results is None:
     name = "ablation.jsonl" if args.figure == "ablation" else "paper.jsonl"

@@ -149,7 +149,10 @@ def main():
   if not rows:
     sys.exit(f"table.py: error: no results in {path}; run "
              "benchmarks/paper/run_plan.py first")
-  print(f"Results file: `{path}` ({len(rows)} runs)\n")
+  hours = sum(r["wall_seconds"] for r in rows) / 3600
+  jobs = "/".join(str(j) for j in sorted({r.get("jobs", 1) for r in rows}))
+  print(f"Results file: `{path}` ({len(rows)} runs; their wall times sum to "
+        f"{hours:.1f} h, {jobs} run(s) at a time)\n")
   print(table(rows))
   print("\nRuns behind each cell (other seeds: same command with --seed=N; "
         "every command is in the results file):\n")
