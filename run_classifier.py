@@ -177,9 +177,11 @@ def run():
       train_metrics = ["accuracy"]
     model.compile(optimizer=training.create_optimizer(
         learning_rate, total_steps, FLAGS.warmup_proportion),
-                  loss=loss, metrics=train_metrics)
+                  loss=loss, metrics=train_metrics,
+                  jit_compile=FLAGS.jit_compile)
   print(f"Model: {pretrained.description}; fine_tune_mode="
-        f"{FLAGS.fine_tune_mode}; learning_rate={learning_rate}")
+        f"{FLAGS.fine_tune_mode}; learning_rate={learning_rate}; "
+        f"jit_compile={bool(model.jit_compile)}")
   print(tuning.format_parameter_report(tuning.parameter_report(model,
                                                                encoder)))
 

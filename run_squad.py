@@ -168,9 +168,10 @@ def run():
         optimizer=training.create_optimizer(learning_rate, total_steps,
                                             FLAGS.warmup_proportion),
         loss=[squad_model.span_loss(), squad_model.span_loss()],
-        loss_weights=[0.5, 0.5])
+        loss_weights=[0.5, 0.5], jit_compile=FLAGS.jit_compile)
   print(f"Model: {pretrained.description}; fine_tune_mode="
-        f"{FLAGS.fine_tune_mode}; learning_rate={learning_rate}")
+        f"{FLAGS.fine_tune_mode}; learning_rate={learning_rate}; "
+        f"jit_compile={bool(model.jit_compile)}")
   print(tuning.format_parameter_report(tuning.parameter_report(model,
                                                                encoder)))
 
