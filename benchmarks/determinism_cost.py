@@ -15,13 +15,9 @@ Appends one JSON line to --results.
 import argparse
 import json
 import os
-import subprocess
-import sys
 import time
 
-from fit_timing import append_line  # pylint: disable=g-import-not-at-top
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from fit_timing import alternate_children, append_line, timing_parser
 
 
 def child(args):
@@ -42,36 +38,20 @@ def child(args):
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--rounds", type=int, default=3)
-  parser.add_argument("--steps", type=int, default=10, help="timed steps")
-  parser.add_argument("--warmup", type=int, default=3)
-  parser.add_argument("--batch", type=int, default=32)
+  parser = timing_parser(__doc__, "determinism.jsonl")
   parser.add_argument("--seq", type=int, default=128)
   parser.add_argument("--mode", default="adapter")
   parser.add_argument("--adapter_size", type=int, default=64)
-  parser.add_argument("--results", default=os.path.join(
-      REPO, "benchmarks", "results", "determinism.jsonl"))
-  parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
   parser.add_argument("--deterministic", action="store_true",
                       help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child:
     return child(args)
 
-  runs = {False: [], True: []}
   begin = time.time()
-  for _ in range(args.rounds):
-    for deterministic in (False, True):
-      flags = [f"--{k}={getattr(args, k)}" for k in (
-          "steps", "warmup", "batch", "seq", "mode", "adapter_size")]
-      out = subprocess.run(
-          [sys.executable, os.path.abspath(__file__), "--child", *flags]
-          + (["--deterministic"] if deterministic else []),
-          check=True, capture_output=True, text=True).stdout
-      runs[deterministic].append(json.loads(out.strip().splitlines()[-1]))
-      print(deterministic, runs[deterministic][-1]["median_step_s"],
-            flush=True)
+  flags = [f"--{k}={getattr(args, k)}" for k in (
+      "steps", "warmup", "batch", "seq", "mode", "adapter_size")]
+  runs = alternate_children(__file__, args.rounds, flags, "--deterministic")
   median = lambda rs: sorted(r["median_step_s"] for r in rs)[len(rs) // 2]
   line = dict(
       name="op_determinism_cost", mode=args.mode, batch=args.batch,

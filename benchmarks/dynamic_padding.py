@@ -19,14 +19,12 @@ Appends one JSON line to --results.
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
-from fit_timing import append_line  # pylint: disable=g-import-not-at-top
+from fit_timing import (GLUE, REPO, alternate_children, append_line,
+                        timing_parser)
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GLUE = os.path.join(os.path.dirname(REPO), "shared", "data", "glue_data")
 TASKS = (("MRPC", 128), ("RTE", 128), ("STS-B", 128), ("CoLA", 64),
          ("SST-2", 64))
 
@@ -75,14 +73,7 @@ def child(args):
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--rounds", type=int, default=3)
-  parser.add_argument("--steps", type=int, default=10, help="timed steps")
-  parser.add_argument("--warmup", type=int, default=3)
-  parser.add_argument("--batch", type=int, default=32)
-  parser.add_argument("--results", default=os.path.join(
-      REPO, "benchmarks", "results", "dynamic_padding.jsonl"))
-  parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+  parser = timing_parser(__doc__, "dynamic_padding.jsonl")
   parser.add_argument("--dynamic", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child:
@@ -90,17 +81,10 @@ def main():
 
   begin = time.time()
   found = lengths(args.batch)
-  runs = {False: [], True: []}
-  for _ in range(args.rounds):
-    for dynamic in (False, True):
-      out = subprocess.run(
-          [sys.executable, os.path.abspath(__file__), "--child",
-           f"--steps={args.steps}", f"--warmup={args.warmup}",
-           f"--batch={args.batch}"] + (["--dynamic"] if dynamic else []),
-          check=True, capture_output=True, text=True).stdout
-      runs[dynamic].append(json.loads(out.strip().splitlines()[-1])
-                           ["median_step_s"])
-      print("dynamic" if dynamic else "static", runs[dynamic][-1], flush=True)
+  flags = [f"--steps={args.steps}", f"--warmup={args.warmup}",
+           f"--batch={args.batch}"]
+  runs = {k: [r["median_step_s"] for r in v] for k, v in alternate_children(
+      __file__, args.rounds, flags, "--dynamic").items()}
   median = lambda xs: sorted(xs)[len(xs) // 2]
   line = dict(name="dynamic_padding", batch=args.batch, lengths=found,
               mrpc_step_s_static=median(runs[False]),

@@ -5,7 +5,10 @@ child processes (determinism_cost.py, dynamic_padding.py): all-MiniLM-L6-v2
 with the given tuning mode, Model Garden AdamW, the driver's input pipeline.
 """
 
+import argparse
+import json
 import os
+import subprocess
 import sys
 import time
 
@@ -66,3 +69,34 @@ def append_line(path, line, begin, script):
   with open(path, "a") as f:
     f.write(json.dumps(line) + "\n")
   print(json.dumps(line))
+
+
+def timing_parser(doc, results_name):
+  """The flags every A/B timing benchmark shares; --child marks the process
+  that trains (see alternate_children)."""
+  parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+  parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--steps", type=int, default=10, help="timed steps")
+  parser.add_argument("--warmup", type=int, default=3)
+  parser.add_argument("--batch", type=int, default=32)
+  parser.add_argument("--results", default=os.path.join(
+      REPO, "benchmarks", "results", results_name))
+  parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+  return parser
+
+
+def alternate_children(script, rounds, flags, switch):
+  """Runs `script --child flags` in a fresh process, without and with
+  `switch`, alternately for `rounds` rounds (so background load hits both
+  alike). Returns {False: [...], True: [...]}: each child's last JSON line."""
+  runs = {False: [], True: []}
+  for _ in range(rounds):
+    for on in (False, True):
+      out = subprocess.run(
+          [sys.executable, os.path.abspath(script), "--child", *flags]
+          + ([switch] if on else []),
+          check=True, capture_output=True, text=True).stdout
+      runs[on].append(json.loads(out.strip().splitlines()[-1]))
+      print(switch if on else "default", runs[on][-1]["median_step_s"],
+            flush=True)
+  return runs
