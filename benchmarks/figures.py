@@ -75,6 +75,17 @@ def _plot_series(ax, points, label, marker):
     ax.errorbar(xs, ys, yerr=errs, marker=marker, capsize=3, label=label)
 
 
+def _full_line(ax, rows, task):
+  """Full fine-tuning at its best rate as a dashed reference line."""
+  lr, _ = _best_or_partial(rows, task, "full")
+  full = _points(rows, task, ["full"], lr) if lr else []
+  if full:
+    params, mean, sem, _ = full[0]
+    ax.axhline(mean, color="k", linestyle="--",
+               label=f"full fine-tuning ({params / 1e6:.1f}M, lr {lr})")
+    ax.axhspan(mean - sem, mean + sem, color="k", alpha=0.1)
+
+
 def tradeoff(args):
   rows = run_plan.load_results(args.results)
   tasks = [t for t in plan.FIGURE_TASKS if any(r["task"] == t for r in rows)]
@@ -96,13 +107,7 @@ def tradeoff(args):
         _plot_series(ax, _points(rows, task, methods, lr),
                      f"{label} (lr {lr})", marker)
         notes += ["*"] if partial else []
-    lr, _ = _best_or_partial(rows, task, "full")
-    full = _points(rows, task, ["full"], lr) if lr else []
-    if full:
-      params, mean, sem, _ = full[0]
-      ax.axhline(mean, color="k", linestyle="--",
-                 label=f"full fine-tuning ({params / 1e6:.1f}M, lr {lr})")
-      ax.axhspan(mean - sem, mean + sem, color="k", alpha=0.1)
+    _full_line(ax, rows, task)
     ax.set_xscale("log")
     ax.set_xlabel("trained parameters per task")
     ax.set_ylabel(f"dev {SCORE_NAMES[task]} x100")
@@ -163,13 +168,21 @@ def init(args):
     runs = [r for r in rows if (r["task"], r["method"], r["lr"], r["init"])
             == ("MRPC", "adapter64", lr, scale)]
     if runs:
-      points.append((float(scale), *_stats(runs)))
+      points.append((float(scale), *_stats(runs), len(runs)))
   if not points:
     sys.exit(f"figures.py: error: no MRPC init-scale runs in {args.results}; "
              "run benchmarks/paper/run_plan.py --blocks 7")
-  xs, ys, errs = zip(*points)
+  xs, ys, errs, counts = zip(*points)
   fig, ax = plt.subplots(figsize=(5.5, 4))
-  ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3)
+  seeds = "-".join(map(str, sorted({min(counts), max(counts)})))
+  ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3,
+              label=f"adapters m=64 ({seeds} seed(s) a point)")
+  _full_line(ax, rows, "MRPC")
+  # At least 10 points of score on the axis, so seed noise looks like noise.
+  low, high = ax.get_ylim()
+  middle = (low + high) / 2
+  ax.set_ylim(min(low, middle - 5), max(high, middle + 5))
+  ax.legend(fontsize=8, loc="lower left")
   ax.set_xscale("log")
   ax.set_xlabel("std of the adapters' initial weights")
   ax.set_ylabel(f"MRPC dev {SCORE_NAMES['MRPC']} x100")
