@@ -114,3 +114,24 @@ def test_reproduce_reruns_the_stored_command_in_a_fresh_directory(tmp_path):
   results.write_text(json.dumps(row) + "\n")
   reproduce.main(argv)
   assert not json.loads(repro.read_text().splitlines()[1])["equal"]
+
+
+def test_a_resumed_run_keeps_the_threads_it_started_with(tmp_path,
+                                                         monkeypatch):
+  fake = tmp_path / "python"
+  fake.write_text(_FAKE_DRIVER)
+  fake.chmod(0o755)
+  monkeypatch.setattr(plan, "OUT", str(tmp_path))
+  p = plan.point("RTE", "adapter64", "1e-3", 1, plan.DEFAULT_INIT)
+  args = type("Args", (), dict(jobs=2, extra="", python=str(fake)))
+  run = run_plan.start_point(p, "1_sweep_main", args)
+  run["process"].wait()
+  run["log"].close()
+  assert run["command"].startswith("TF_NUM_INTRAOP_THREADS=")
+  (tmp_path / p["name"] / "checkpoints").mkdir(parents=True)  # killed
+  args.jobs = 1  # resumed by a runner with other --jobs
+  run = run_plan.start_point(p, "1_sweep_main", args)
+  run["process"].wait()
+  run["log"].close()
+  assert run["resumed"]
+  assert run["command"].startswith("TF_NUM_INTRAOP_THREADS=")

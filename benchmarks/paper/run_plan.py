@@ -118,15 +118,24 @@ def thread_env(jobs):
 def start_point(p, block, args):
   """Starts point `p`'s run; returns its bookkeeping dict."""
   output_dir = os.path.join(plan.OUT, p["name"])
-  env = thread_env(args.jobs)
+  resumed = os.path.isdir(os.path.join(output_dir, "checkpoints"))
+  # A resumed run keeps the threads it started with: the thread count changes
+  # float summation order, and the stored command must say what trained.
+  env_file = output_dir + ".env.json"
+  if resumed and os.path.exists(env_file):
+    with open(env_file) as f:
+      env = json.load(f)
+  else:
+    env = thread_env(args.jobs)
+    os.makedirs(plan.OUT, exist_ok=True)
+    with open(env_file, "w") as f:
+      json.dump(env, f)
   command = " ".join([f"{k}={v}" for k, v in env.items()] +
                      [plan.command(p, p["lr"], output_dir)])
   if args.extra:
     command += " " + args.extra
   if p["task"] == "SST-2":
     prepare_sst2_subset()
-  resumed = os.path.isdir(os.path.join(output_dir, "checkpoints"))
-  os.makedirs(plan.OUT, exist_ok=True)
   print(f"== [{block}] {p['name']}{' (resuming)' if resumed else ''}: "
         f"{command}", flush=True)
   log = open(output_dir + ".log", "a")
