@@ -60,8 +60,7 @@ def time_mrpc_fit(warmup, steps, batch=32, seq=128, mode="adapter",
 def append_line(path, line, begin, script):
   """Appends `line` plus wall time, CPU count, machine and the command that
   ran `script` (this process's arguments) to the JSON-lines file `path`."""
-  import json  # pylint: disable=g-import-not-at-top
-  import platform
+  import platform  # pylint: disable=g-import-not-at-top
   line = dict(line, wall_seconds=int(time.time() - begin),
               cpus=os.cpu_count(), machine=platform.machine(),
               command=" ".join([f"python benchmarks/{script}"] +
