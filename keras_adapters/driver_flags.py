@@ -56,9 +56,10 @@ def define_common_flags(output_dir_help):
                     "same weights as an unbroken one. Other dropout masks "
                     "than the default. See docs/RELIABILITY.md.")
   flags.DEFINE_bool("jit_compile", False, "Compile the train (and then "
-                    "predict) steps with XLA (2 CPU cores: adapters 1.06x faster, full fine-tuning "
-                    "0.96x; benchmarks/results/speed.jsonl). With "
-                    "--dynamic_padding it compiles once per batch length.")
+                    "predict) steps with XLA (2 CPU cores: adapters 1.06x "
+                    "faster, full fine-tuning 0.96x; "
+                    "benchmarks/results/speed.jsonl). With --dynamic_padding "
+                    "it compiles once per batch length.")
 
 
 def define_model_flags():
