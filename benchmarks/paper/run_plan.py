@@ -172,7 +172,8 @@ def finish_point(run, args):
     f.write(json.dumps(row) + "\n")
   if not args.keep_checkpoints:
     shutil.rmtree(os.path.join(output_dir, "checkpoints"), ignore_errors=True)
-  print(json.dumps(row["metrics"]), f"{seconds / 60:.1f} min", flush=True)
+  print(f"done {p['name']}:", json.dumps(row["metrics"]),
+        f"{seconds / 60:.1f} min", flush=True)
   return row
 
 
