@@ -408,8 +408,8 @@ def test_span_labeler_modes():
 
 # --- run_squad.py end to end ---------------------------------------------------------
 
-def _run_squad(*args, timeout=300):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+def _run_squad(*args, timeout=300, log_level="2"):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=log_level, CUDA_VISIBLE_DEVICES="")
   return subprocess.run(
       [sys.executable, str(ROOT / "run_squad.py"), *args], cwd=ROOT, env=env,
       capture_output=True, text=True, timeout=timeout)
@@ -426,6 +426,25 @@ def tiny_checkpoint(tmp_path_factory):
                                                 indent=1))
   (path / "vocab.txt").write_bytes(VOCAB.read_bytes())
   return path
+
+
+@needs_data
+def test_run_squad_jit_compile_compiles_with_xla(dev_json, tiny_checkpoint,
+                                                 tmp_path):
+  """--jit_compile reaches model.compile: TF logs its one-time 'Compiled
+  cluster using XLA' line, and the run still saves its pack."""
+  train = {"version": "1.1", "data": [dev_json["data"][29]]}
+  result = _run_squad(
+      "--do_train", "--jit_compile", "--train_file",
+      _write(tmp_path, "train.json", train), "--init_checkpoint",
+      str(tiny_checkpoint), "--max_seq_length", "96", "--doc_stride", "48",
+      "--max_query_length", "32", "--train_batch_size", "16",
+      "--num_train_epochs", "0.1", "--output_dir", str(tmp_path / "out"),
+      log_level="0")
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "jit_compile=True" in result.stdout
+  assert "Compiled cluster using XLA" in result.stderr
+  assert (tmp_path / "out" / "adapter_pack.npz").is_file()
 
 
 @needs_data
