@@ -135,3 +135,31 @@ def test_a_resumed_run_keeps_the_threads_it_started_with(tmp_path,
   run["log"].close()
   assert run["resumed"]
   assert run["command"].startswith("TF_NUM_INTRAOP_THREADS=")
+
+
+def test_a_point_another_live_runner_holds_is_skipped(tmp_path, monkeypatch):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  fake = tmp_path / "python"
+  fake.write_text(_FAKE_DRIVER)
+  fake.chmod(0o755)
+  monkeypatch.setattr(plan, "OUT", str(tmp_path / "runs"))
+  first, second = [p["name"] for _, p in
+                   run_plan.ready_points([], set(), {"1"}, {"RTE"})[0][:2]]
+  other = subprocess.Popen(["sleep", "60"])  # a live "runner"
+  try:
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / f"{first}.lock").write_text(str(other.pid))
+    results = tmp_path / "paper.jsonl"
+    monkeypatch.setattr(sys, "argv", [
+        "run_plan.py", "--blocks=1", "--tasks=RTE", "--max_runs=1",
+        f"--python={fake}", f"--results={results}"])
+    run_plan.main()
+  finally:
+    other.kill()
+    other.wait()
+  assert [r["name"] for r in run_plan.load_results(results)] == [second]
+  assert not (tmp_path / "runs" / f"{second}.lock").exists()  # released
+  # Its holder gone, the lock is stale: the next runner takes the point.
+  run_plan.main()
+  assert [r["name"] for r in run_plan.load_results(results)] == [second,
+                                                                 first]

@@ -8,6 +8,10 @@ resumes from its last checkpoint (run_classifier.py's own resume). After a
 run succeeds its checkpoints are deleted (full fine-tuning keeps ~0.8 GB per
 run) unless --keep_checkpoints; adapter_pack.npz and eval_results.txt stay.
 
+Several runners may share one plan (e.g. one per block): each takes a
+point's `<output_dir>.lock` before training it, skips points another live
+runner holds, and re-reads the results file before starting each run.
+
 With --jobs 2, two runs train at once with one TensorFlow thread each
 (1.16x the throughput of one 2-thread run on 2 cores); the thread settings
 are part of each stored command, so re-running it reproduces the run.
@@ -113,6 +117,37 @@ def thread_env(jobs):
     return {}
   threads = str(max(1, (os.cpu_count() or 1) // jobs))
   return dict(TF_NUM_INTRAOP_THREADS=threads, TF_NUM_INTEROP_THREADS="1")
+
+
+def claim(output_dir):
+  """Takes `output_dir`.lock for this process; False while another live
+  runner holds it (two runners must not train into one directory)."""
+  lock = output_dir + ".lock"
+  os.makedirs(os.path.dirname(lock) or ".", exist_ok=True)
+  try:
+    fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+  except FileExistsError:
+    try:
+      with open(lock) as f:
+        pid = int(f.read().strip() or 0)
+      os.kill(pid, 0)
+      return pid == os.getpid()
+    except (ValueError, ProcessLookupError):  # stale: its runner is gone
+      with open(lock, "w") as f:
+        f.write(str(os.getpid()))
+      return True
+    except PermissionError:  # alive, another user's
+      return False
+  with os.fdopen(fd, "w") as f:
+    f.write(str(os.getpid()))
+  return True
+
+
+def release(output_dir):
+  try:
+    os.remove(output_dir + ".lock")
+  except FileNotFoundError:
+    pass
 
 
 def start_point(p, block, args):
@@ -221,26 +256,35 @@ def main():
   wanted = {b.strip() for b in args.blocks.split(",") if b.strip()}
   tasks = {t.strip() for t in args.tasks.split(",") if t.strip()}
   os.makedirs(os.path.dirname(args.results) or ".", exist_ok=True)
-  rows = load_results(args.results)
-  done = {r["name"] for r in rows}
   if args.dry_run:
-    ready, waiting = ready_points(rows, done, wanted, tasks)
+    rows = load_results(args.results)
+    ready, waiting = ready_points(rows, {r["name"] for r in rows}, wanted,
+                                  tasks)
     for block, p in ready[:args.max_runs or None]:
       print(f"would run [{block}] "
             f"{plan.command(p, p['lr'], os.path.join(plan.OUT, p['name']))}")
     print(f"{len(ready)} run(s) ready; {waiting} waiting for their "
           f"learning-rate sweep; results in {args.results}")
     return
-  running, started = [], 0
+  running, started, failed = [], 0, set()
   # Killing the runner stops its runs too (they resume on the next start).
   signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
   try:
     while True:
-      taken = done | {r["p"]["name"] for r in running}
+      # Re-read: another runner may have finished (or be training) points.
+      rows = load_results(args.results)
+      taken = ({r["name"] for r in rows} | failed |
+               {r["p"]["name"] for r in running})
       ready, waiting = ready_points(rows, taken, wanted, tasks)
       while (ready and len(running) < args.jobs and
              not (args.max_runs and started >= args.max_runs)):
         block, p = ready.pop(0)
+        output_dir = os.path.join(plan.OUT, p["name"])
+        if not claim(output_dir):
+          print(f"skipping {p['name']}: another runner holds "
+                f"{output_dir}.lock", flush=True)
+          failed.add(p["name"])
+          continue
         running.append(start_point(p, block, args))
         started += 1
       if not running:
@@ -249,14 +293,14 @@ def main():
       run = next(r for r in running if r["process"].pid == pid)
       run["process"].returncode = os.waitstatus_to_exitcode(status)
       running.remove(run)
-      done.add(run["p"]["name"])
-      row = finish_point(run, args)
-      if row:
-        rows.append(row)
+      if not finish_point(run, args):
+        failed.add(run["p"]["name"])
+      release(run["output_dir"])
   finally:
     for run in running:
       run["process"].terminate()
       run["process"].wait()
+      release(run["output_dir"])
   print(f"{started} run(s) attempted; {waiting} waiting for their "
         f"learning-rate sweep; results in {args.results}")
 
