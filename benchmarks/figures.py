@@ -3,7 +3,7 @@
   tradeoff  Fig. 3/4: dev score vs trained parameters per task, adapter sizes
             2^0..2^8 (at the m=64 sweep's best rate), top-k fine-tuning
             k=1..6 (at the top-3 sweep's best rate), LayerNorm-only, and full
-            fine-tuning as a line; MRPC and RTE (benchmarks/results/paper.jsonl)
+            fine-tuning as a line; MRPC and CoLA (benchmarks/results/paper.jsonl)
   ablation  Fig. 6 left/centre: relative drop of the dev score when the
             adapters of layers i..j are removed, no retraining
             (benchmarks/results/ablation.jsonl, from paper/ablation.py)

@@ -37,7 +37,10 @@ TASKS = {
     "SST-2": (SST2_DIR, SST2_ROWS, 64, 3, ("accuracy",)),
 }
 SMALL_TASKS = ("MRPC", "RTE", "STS-B", "CoLA")
-FIGURE_TASKS = ("MRPC", "RTE")
+# The trade-off figure's tasks. The issue allows CoLA or RTE beside MRPC. CoLA,
+# as in the paper's Fig. 4: at 3 epochs this model's RTE adapter runs score
+# near the majority class (52.7 %), which would leave the figure flat noise.
+FIGURE_TASKS = ("MRPC", "CoLA")
 
 # Learning-rate grids: the paper's for adapters and full fine-tuning; the
 # adapter grid for LayerNorm-only, and one centred on the driver's default
