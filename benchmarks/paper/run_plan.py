@@ -266,14 +266,16 @@ def main():
     print(f"{len(ready)} run(s) ready; {waiting} waiting for their "
           f"learning-rate sweep; results in {args.results}")
     return
-  running, started, failed = [], 0, set()
+  # passed_over: runs that failed here or that another runner holds; this
+  # runner does not try them again.
+  running, started, passed_over = [], 0, set()
   # Killing the runner stops its runs too (they resume on the next start).
   signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
   try:
     while True:
       # Re-read: another runner may have finished (or be training) points.
       rows = load_results(args.results)
-      taken = ({r["name"] for r in rows} | failed |
+      taken = ({r["name"] for r in rows} | passed_over |
                {r["p"]["name"] for r in running})
       ready, waiting = ready_points(rows, taken, wanted, tasks)
       while (ready and len(running) < args.jobs and
@@ -283,7 +285,7 @@ def main():
         if not claim(output_dir):
           print(f"skipping {p['name']}: another runner holds "
                 f"{output_dir}.lock", flush=True)
-          failed.add(p["name"])
+          passed_over.add(p["name"])
           continue
         running.append(start_point(p, block, args))
         started += 1
@@ -294,7 +296,7 @@ def main():
       run["process"].returncode = os.waitstatus_to_exitcode(status)
       running.remove(run)
       if not finish_point(run, args):
-        failed.add(run["p"]["name"])
+        passed_over.add(run["p"]["name"])
       release(run["output_dir"])
   finally:
     for run in running:
