@@ -270,15 +270,25 @@ def _saver_model():
   return tf, model
 
 
+def _temps(directory):
+  while True:
+    try:
+      return [p for p in directory.rglob("*")
+              if p.name.endswith(".tmp") or "_temp" in p.name]
+    except FileNotFoundError:  # a temp vanished mid-walk (a live saver)
+      continue
+
+
 def test_kill_during_saves_never_leaves_a_loadable_partial_file(tmp_path):
   """SIGKILLs a process that saves checkpoints and adapter packs in a loop
-  at random moments until three kills have landed mid-write. After each,
+  aimed at random writes until three kills have landed mid-write, in both a
+  checkpoint write and a pack write. After each,
   the pack and the checkpoint the `checkpoint` file names load, and hold
   one complete version; partial writes are only hidden temp files."""
   from keras_adapters import adapter_pack  # pylint: disable=g-import-not-at-top
   tf, model = _saver_model()
-  rng, version, mid_write, kills = random.Random(), 0, 0, 0
-  while mid_write < 3:
+  rng, version, mid_write, kills, hit = random.Random(), 0, 0, 0, set()
+  while mid_write < 3 or len(hit) < 2:  # at least one in each kind of write
     assert kills < 12, "kills keep missing the saves"
     env = dict(subprocess_env(), TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.Popen(
@@ -288,12 +298,22 @@ def test_kill_during_saves_never_leaves_a_loadable_partial_file(tmp_path):
     first = proc.stdout.readline()  # one complete save of each
     assert first.strip() == str(version), proc.stderr.read()[-2000:]
     time.sleep(rng.uniform(0, 0.5))
+    # Aim, at the checkpoint and the pack in turn: wait (up to 5 s) for
+    # that write's temp file, then kill within ~3 ms. Purely random kills
+    # missed every write in 12 tries on CI's fast disk.
+    aim = ("_temp", ".tmp")[kills % 2]
+    deadline = time.monotonic() + 5
+    while (not any(aim in p.name for p in _temps(tmp_path))
+           and time.monotonic() < deadline):
+      pass
+    time.sleep(rng.uniform(0, 0.003))
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     kills += 1
-    temps = [p for p in tmp_path.rglob("*")
-             if p.name.endswith(".tmp") or "_temp" in p.name]
+    temps = _temps(tmp_path)
     mid_write += bool(temps)
+    hit.update(kind for kind in ("_temp", ".tmp")
+               if any(kind in p.name for p in temps))
     config, arrays = adapter_pack.read_pack(str(tmp_path / "adapter_pack.npz"))
     assert {float(a.flat[0]) for a in arrays.values()} == {config["version"]}
     assert all((a == config["version"]).all() for a in arrays.values())
@@ -306,5 +326,5 @@ def test_kill_during_saves_never_leaves_a_loadable_partial_file(tmp_path):
     for p in temps:  # as a fresh run would find them
       shutil.rmtree(p) if p.is_dir() else p.unlink()
     version = max(saved, config["version"]) + 1
-  print(f"\n{kills} kills, {mid_write} mid-write; last pack version "
-        f"{config['version']}, last checkpoint ckpt-{saved}")
+  print(f"\n{kills} kills, {mid_write} mid-write {sorted(hit)}; last pack "
+        f"version {config['version']}, last checkpoint ckpt-{saved}")
