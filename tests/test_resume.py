@@ -280,11 +280,11 @@ def _temps(directory):
 
 
 def test_kill_during_saves_never_leaves_a_loadable_partial_file(tmp_path):
-  """SIGKILLs a process that saves checkpoints and adapter packs in a loop
-  aimed at random writes until three kills have landed mid-write, in both a
-  checkpoint write and a pack write. After each,
-  the pack and the checkpoint the `checkpoint` file names load, and hold
-  one complete version; partial writes are only hidden temp files."""
+  """SIGKILLs a process that saves checkpoints and adapter packs in a loop,
+  each kill aimed at a random write, until three kills have landed mid-write
+  (a checkpoint write and a pack write among them). After each, the pack and
+  the checkpoint the `checkpoint` file names load, and hold one complete
+  version; partial writes are only hidden temp files."""
   from keras_adapters import adapter_pack  # pylint: disable=g-import-not-at-top
   tf, model = _saver_model()
   rng, version, mid_write, kills, hit = random.Random(), 0, 0, 0, set()
