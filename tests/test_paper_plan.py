@@ -116,25 +116,50 @@ def test_reproduce_reruns_the_stored_command_in_a_fresh_directory(tmp_path):
   assert not json.loads(repro.read_text().splitlines()[1])["equal"]
 
 
-def test_a_resumed_run_keeps_the_threads_it_started_with(tmp_path,
+def _start(p, jobs, fake, extra=""):
+  args = type("Args", (), dict(jobs=jobs, extra=extra, python=str(fake)))
+  run = run_plan.start_point(p, "1_sweep_main", args)
+  run["process"].wait()
+  run["log"].close()
+  return run
+
+
+def test_a_resumed_run_keeps_the_command_it_started_with(tmp_path,
                                                          monkeypatch):
   fake = tmp_path / "python"
   fake.write_text(_FAKE_DRIVER)
   fake.chmod(0o755)
   monkeypatch.setattr(plan, "OUT", str(tmp_path))
   p = plan.point("RTE", "adapter64", "1e-3", 1, plan.DEFAULT_INIT)
-  args = type("Args", (), dict(jobs=2, extra="", python=str(fake)))
-  run = run_plan.start_point(p, "1_sweep_main", args)
-  run["process"].wait()
-  run["log"].close()
-  assert run["command"].startswith("TF_NUM_INTRAOP_THREADS=")
+  first = _start(p, 2, fake)
+  assert first["command"].startswith("TF_NUM_INTRAOP_THREADS=")
+  assert first["command"].endswith(" --deterministic")
+  assert (tmp_path / p["name"] / "eval_results.txt").read_text().startswith(
+      "eval_accuracy = 0.1\n")  # the stored threads reached the driver
   (tmp_path / p["name"] / "checkpoints").mkdir(parents=True)  # killed
-  args.jobs = 1  # resumed by a runner with other --jobs
-  run = run_plan.start_point(p, "1_sweep_main", args)
-  run["process"].wait()
-  run["log"].close()
-  assert run["resumed"]
-  assert run["command"].startswith("TF_NUM_INTRAOP_THREADS=")
+  # Resumed by a runner with other --jobs and --extra: the same command.
+  resumed = _start(p, 1, fake, extra="--num_train_epochs=1")
+  assert resumed["resumed"]
+  assert resumed["command"] == first["command"]
+
+
+def test_a_run_started_before_stored_commands_resumes_without_the_flag(
+    tmp_path, monkeypatch):
+  """A run begun by the older runner (threads in <run>.env.json, no
+  --deterministic) resumes with its original command."""
+  fake = tmp_path / "python"
+  fake.write_text(_FAKE_DRIVER)
+  fake.chmod(0o755)
+  monkeypatch.setattr(plan, "OUT", str(tmp_path))
+  p = plan.point("RTE", "adapter64", "1e-3", 1, plan.DEFAULT_INIT)
+  (tmp_path / p["name"] / "checkpoints").mkdir(parents=True)
+  (tmp_path / f"{p['name']}.env.json").write_text(json.dumps(
+      dict(TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")))
+  run = _start(p, 2, fake)
+  assert run["command"] == (
+      "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 " + plan.command(
+          p, p["lr"], str(tmp_path / p["name"]), deterministic=False))
+  assert "--deterministic" not in run["command"]
 
 
 def test_a_point_another_live_runner_holds_is_skipped(tmp_path, monkeypatch):

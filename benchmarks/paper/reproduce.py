@@ -12,7 +12,6 @@ Usage (from the repo root):
 import argparse
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -38,14 +37,12 @@ def main(argv=None):
     parser.error(f"no run named {args.name!r} in {args.results}; "
                  "pick a name from that file")
   row = rows[-1]
-  words = shlex.split(row["command"])
-  driver = words.index("run_classifier.py")
-  env = dict(w.split("=", 1) for w in words[:driver - 1])
+  env, driver_words = run_plan.split_command(row["command"])
   output_dir = os.path.join(args.out, args.name)
   shutil.rmtree(output_dir, ignore_errors=True)  # a fresh run, not a resume
   os.makedirs(args.out, exist_ok=True)
   # absl keeps the last value of a repeated flag.
-  driver_argv = [args.python] + words[driver:] + [f"--output_dir={output_dir}"]
+  driver_argv = [args.python] + driver_words + [f"--output_dir={output_dir}"]
   print("running:", " ".join(driver_argv), flush=True)
   start = time.time()
   with open(output_dir + ".log", "w") as log:

@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -150,34 +151,46 @@ def release(output_dir):
     pass
 
 
+def split_command(command):
+  """A stored command -> (environment settings, argv from run_classifier.py)."""
+  words = shlex.split(command)
+  driver = words.index("run_classifier.py")
+  return dict(w.split("=", 1) for w in words[:driver - 1]), words[driver:]
+
+
 def start_point(p, block, args):
   """Starts point `p`'s run; returns its bookkeeping dict."""
   output_dir = os.path.join(plan.OUT, p["name"])
   resumed = os.path.isdir(os.path.join(output_dir, "checkpoints"))
-  # A resumed run keeps the threads it started with: the thread count changes
+  # A resumed run keeps the command it started with: the thread count changes
   # float summation order, and the stored command must say what trained.
-  env_file = output_dir + ".env.json"
-  if resumed and os.path.exists(env_file):
-    with open(env_file) as f:
+  command_file = output_dir + ".command"
+  legacy_env_file = output_dir + ".env.json"  # runs started before 2026-11-24
+  if resumed and os.path.exists(command_file):
+    with open(command_file) as f:
+      command = f.read().strip()
+  elif resumed and os.path.exists(legacy_env_file):
+    with open(legacy_env_file) as f:
       env = json.load(f)
+    command = " ".join([f"{k}={v}" for k, v in env.items()] + [
+        plan.command(p, p["lr"], output_dir, deterministic=False)])
   else:
-    env = thread_env(args.jobs)
+    command = " ".join(
+        [f"{k}={v}" for k, v in thread_env(args.jobs).items()] +
+        [plan.command(p, p["lr"], output_dir)])
+    if args.extra:
+      command += " " + args.extra
     os.makedirs(plan.OUT, exist_ok=True)
-    with open(env_file, "w") as f:
-      json.dump(env, f)
-  command = " ".join([f"{k}={v}" for k, v in env.items()] +
-                     [plan.command(p, p["lr"], output_dir)])
-  if args.extra:
-    command += " " + args.extra
+    with open(command_file, "w") as f:
+      f.write(command + "\n")
   if p["task"] == "SST-2":
     prepare_sst2_subset()
   print(f"== [{block}] {p['name']}{' (resuming)' if resumed else ''}: "
         f"{command}", flush=True)
   log = open(output_dir + ".log", "a")
-  argv = command.split()
-  argv = [args.python] + argv[argv.index("run_classifier.py"):]
-  process = subprocess.Popen(argv, cwd=REPO, stdout=log,
-                             stderr=subprocess.STDOUT,
+  env, driver_argv = split_command(command)
+  process = subprocess.Popen([args.python] + driver_argv, cwd=REPO,
+                             stdout=log, stderr=subprocess.STDOUT,
                              env=dict(os.environ, **env))
   return dict(p=p, block=block, command=command, output_dir=output_dir,
               resumed=resumed, log=log, process=process, start=time.time())
