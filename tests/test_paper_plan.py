@@ -143,25 +143,6 @@ def test_a_resumed_run_keeps_the_command_it_started_with(tmp_path,
   assert resumed["command"] == first["command"]
 
 
-def test_a_run_started_before_stored_commands_resumes_without_the_flag(
-    tmp_path, monkeypatch):
-  """A run begun by the older runner (threads in <run>.env.json, no
-  --deterministic) resumes with its original command."""
-  fake = tmp_path / "python"
-  fake.write_text(_FAKE_DRIVER)
-  fake.chmod(0o755)
-  monkeypatch.setattr(plan, "OUT", str(tmp_path))
-  p = plan.point("RTE", "adapter64", "1e-3", 1, plan.DEFAULT_INIT)
-  (tmp_path / p["name"] / "checkpoints").mkdir(parents=True)
-  (tmp_path / f"{p['name']}.env.json").write_text(json.dumps(
-      dict(TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")))
-  run = _start(p, 2, fake)
-  assert run["command"] == (
-      "TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 " + plan.command(
-          p, p["lr"], str(tmp_path / p["name"]), deterministic=False))
-  assert "--deterministic" not in run["command"]
-
-
 def test_a_point_another_live_runner_holds_is_skipped(tmp_path, monkeypatch):
   import subprocess  # pylint: disable=g-import-not-at-top
   fake = tmp_path / "python"

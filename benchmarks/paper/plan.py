@@ -142,13 +142,12 @@ def blocks():
   ]
 
 
-def command(p, lr, output_dir, deterministic=True):
+def command(p, lr, output_dir):
   """The run_classifier.py command line of point `p` at learning rate `lr`.
 
   --deterministic checkpoints the dropout generators, so a run resumed after
   a kill ends bit for bit as an unbroken one and its stored command still
-  reproduces its metrics. Runs started before 2026-11-24 ran without it (their
-  stored commands lack the flag); deterministic=False rebuilds theirs.
+  reproduces its metrics (runs stored before 2026-11-24 lack it).
   """
   data_dir, _, seq, epochs, _ = TASKS[p["task"]]
   flags = dict(task_name=p["task"], do_train=None, do_eval=None,
@@ -160,8 +159,7 @@ def command(p, lr, output_dir, deterministic=True):
                save_checkpoints_steps=100, **method_settings(p["method"]))
   if p["init"] != DEFAULT_INIT:
     flags["adapter_init_scale"] = p["init"]
-  if deterministic:
-    flags["deterministic"] = None
+  flags["deterministic"] = None
   args = [f"--{k}" if v is None else f"--{k}={v}" for k, v in flags.items()]
   return "python run_classifier.py " + " ".join(args)
 

@@ -165,15 +165,9 @@ def start_point(p, block, args):
   # A resumed run keeps the command it started with: the thread count changes
   # float summation order, and the stored command must say what trained.
   command_file = output_dir + ".command"
-  legacy_env_file = output_dir + ".env.json"  # runs started before 2026-11-24
   if resumed and os.path.exists(command_file):
     with open(command_file) as f:
       command = f.read().strip()
-  elif resumed and os.path.exists(legacy_env_file):
-    with open(legacy_env_file) as f:
-      env = json.load(f)
-    command = " ".join([f"{k}={v}" for k, v in env.items()] + [
-        plan.command(p, p["lr"], output_dir, deterministic=False)])
   else:
     command = " ".join(
         [f"{k}={v}" for k, v in thread_env(args.jobs).items()] +
