@@ -162,8 +162,9 @@ def start_point(p, block, args):
   """Starts point `p`'s run; returns its bookkeeping dict."""
   output_dir = os.path.join(plan.OUT, p["name"])
   resumed = os.path.isdir(os.path.join(output_dir, "checkpoints"))
-  # A resumed run keeps the command it started with: the thread count changes
-  # float summation order, and the stored command must say what trained.
+  # A resumed run keeps the command it started with (threads, --extra): the
+  # thread count changes float summation order, and the stored command must
+  # say what trained.
   command_file = output_dir + ".command"
   if resumed and os.path.exists(command_file):
     with open(command_file) as f:
