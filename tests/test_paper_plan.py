@@ -3,6 +3,7 @@ readiness order and the table, on made-up result rows (no training)."""
 
 import json
 import sys
+import time
 
 from harness import REPO
 
@@ -97,6 +98,7 @@ def test_reproduce_reruns_the_stored_command_in_a_fresh_directory(tmp_path):
   fake.chmod(0o755)
   row = _row("RTE", "adapter64", "1e-3", 1, 0.1)
   row.update(metrics=dict(eval_accuracy=0.1, global_step=3.0), resumed=False,
+             wall_seconds=5, finished="2026-11-20T00:00:00",
              command="TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 "
              "python run_classifier.py --task_name=RTE "
              "--output_dir=runs/paper/x")
@@ -114,6 +116,18 @@ def test_reproduce_reruns_the_stored_command_in_a_fresh_directory(tmp_path):
   results.write_text(json.dumps(row) + "\n")
   reproduce.main(argv)
   assert not json.loads(repro.read_text().splitlines()[1])["equal"]
+  assert run_plan.load_results(results) == [row]  # no --replace: kept
+  row["resumed"] = True
+  other = _row("RTE", "adapter64", "3e-4", 1, 0.5)
+  results.write_text(json.dumps(row) + "\n" + json.dumps(other) + "\n")
+  reproduce.main(argv + ["--replace"])
+  replaced, kept = run_plan.load_results(results)
+  assert replaced["metrics"] == dict(eval_accuracy=0.1, global_step=3.0)
+  assert replaced["replaced"]["metrics"]["eval_accuracy"] == 0.2
+  assert replaced["replaced"]["resumed"] and not replaced["resumed"]
+  assert kept == other
+  reproduce.main(argv + ["--replace"])  # now equal: nothing to replace
+  assert json.loads(repro.read_text().splitlines()[-1])["equal"]
 
 
 def _start(p, jobs, fake, extra=""):
@@ -169,3 +183,41 @@ def test_a_point_another_live_runner_holds_is_skipped(tmp_path, monkeypatch):
   run_plan.main()
   assert [r["name"] for r in run_plan.load_results(results)] == [second,
                                                                  first]
+
+
+def test_expected_time_scales_the_estimate_by_measured_runs():
+  p = plan.point("MRPC", "adapter64", "1e-3", 1)
+  estimate = plan.estimated_seconds(p)
+  rows = [dict(_row("MRPC", "adapter64", lr, 1, 0.5), jobs=2, resumed=False,
+               wall_seconds=int(estimate * ratio))
+          for lr, ratio in (("3e-4", 2), ("1e-3", 3), ("3e-3", 2.5))]
+  rows.append(dict(rows[0], jobs=1, wall_seconds=int(estimate * 9)))
+  rows.append(dict(rows[0], resumed=True, wall_seconds=int(estimate * 9)))
+  assert abs(run_plan.expected_seconds(p, rows, 2) / estimate - 2.5) < 0.01
+  assert run_plan.expected_seconds(p, [], 2) == estimate
+
+
+def test_stop_by_is_the_next_such_time_of_day():
+  now = time.mktime((2026, 11, 24, 3, 0, 0, 0, 0, -1))
+  assert run_plan.parse_stop_by("05:40", now) - now == 160 * 60
+  assert run_plan.parse_stop_by("02:00", now) - now == 23 * 3600
+
+
+def test_a_run_that_cannot_end_before_stop_by_is_not_started(tmp_path,
+                                                             monkeypatch):
+  fake = tmp_path / "python"
+  fake.write_text(_FAKE_DRIVER)
+  fake.chmod(0o755)
+  monkeypatch.setattr(plan, "OUT", str(tmp_path / "runs"))
+  first, second = [p["name"] for _, p in
+                   run_plan.ready_points([], set(), {"1"}, {"RTE"})[0][:2]]
+  monkeypatch.setattr(run_plan, "parse_stop_by",
+                      lambda text: time.time() + 3600)
+  monkeypatch.setattr(run_plan, "expected_seconds",
+                      lambda p, rows, jobs: 7200 if p["name"] == first else 60)
+  results = tmp_path / "paper.jsonl"
+  monkeypatch.setattr(sys, "argv", [
+      "run_plan.py", "--blocks=1", "--tasks=RTE", "--max_runs=1",
+      "--stop_by=05:40", f"--python={fake}", f"--results={results}"])
+  run_plan.main()
+  assert [r["name"] for r in run_plan.load_results(results)] == [second]

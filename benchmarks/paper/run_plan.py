@@ -19,9 +19,13 @@ are part of each stored command, so re-running it reproduces the run.
 Usage (from the repo root):
   python benchmarks/paper/run_plan.py --blocks 1,2 --jobs 2   # blocks by number
   python benchmarks/paper/run_plan.py --dry_run               # what can run now
+  python benchmarks/paper/run_plan.py --jobs 2 --stop_by 17:30  # only runs
+                                                  # expected to end by 17:30
 """
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import platform
@@ -45,6 +49,15 @@ def load_results(path):
     return []
   with open(path) as f:
     return [json.loads(line) for line in f if line.strip()]
+
+
+@contextlib.contextmanager
+def locked(path):
+  """Holds an exclusive lock beside results file `path` (runners append to
+  it while reproduce.py may rewrite it)."""
+  with open(path + ".lock", "a") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    yield
 
 
 def selection_score(row):
@@ -110,6 +123,26 @@ def read_metrics(output_dir):
       key, value = line.split(" = ")
       metrics[key] = float(value)
   return metrics
+
+
+def expected_seconds(p, rows, jobs):
+  """plan.py's estimate for point `p`, scaled by the median ratio of measured
+  to estimated wall time of the unbroken runs in `rows` with the same --jobs
+  (the estimate is per quiet 2-core step; a run here also shares the cores)."""
+  ratios = sorted(r["wall_seconds"] / plan.estimated_seconds(r) for r in rows
+                  if not r.get("resumed") and r.get("jobs") == jobs)
+  scale = ratios[len(ratios) // 2] if ratios else 1.0
+  return plan.estimated_seconds(p) * scale
+
+
+def parse_stop_by(text, now=None):
+  """'HH:MM' -> the epoch seconds of its next occurrence (local time)."""
+  now = time.time() if now is None else now
+  hour, minute = (int(x) for x in text.split(":"))
+  day = time.localtime(now)
+  stop = time.mktime((day.tm_year, day.tm_mon, day.tm_mday, hour, minute, 0,
+                      0, 0, -1))
+  return stop if stop > now else stop + 24 * 3600
 
 
 def thread_env(jobs):
@@ -211,7 +244,7 @@ def finish_point(run, args):
              parameters=report, **counts, cpus=os.cpu_count(),
              machine=platform.machine(),
              finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
-  with open(args.results, "a") as f:
+  with locked(args.results), open(args.results, "a") as f:
     f.write(json.dumps(row) + "\n")
   if not args.keep_checkpoints:
     shutil.rmtree(os.path.join(output_dir, "checkpoints"), ignore_errors=True)
@@ -255,11 +288,20 @@ def main():
                       help="flags appended to every command (smoke tests "
                       "only, e.g. '--num_train_epochs=0.05'; the last value "
                       "of a repeated flag wins)")
+  parser.add_argument("--stop_by", default="",
+                      help="HH:MM (local time): start only runs expected to "
+                      "end by then (expected_seconds), e.g. before the "
+                      "machine goes away; later points wait for the next "
+                      "start")
   parser.add_argument("--dry_run", action="store_true")
   parser.add_argument("--keep_checkpoints", action="store_true")
   args = parser.parse_args()
   if args.jobs < 1:
     parser.error(f"--jobs={args.jobs}: need at least 1 run at a time")
+  try:
+    deadline = parse_stop_by(args.stop_by) if args.stop_by else None
+  except ValueError:
+    parser.error(f"--stop_by={args.stop_by}: give a time of day as HH:MM")
   os.chdir(REPO)
   wanted = {b.strip() for b in args.blocks.split(",") if b.strip()}
   tasks = {t.strip() for t in args.tasks.split(",") if t.strip()}
@@ -269,7 +311,8 @@ def main():
     ready, waiting = ready_points(rows, {r["name"] for r in rows}, wanted,
                                   tasks)
     for block, p in ready[:args.max_runs or None]:
-      print(f"would run [{block}] "
+      minutes = expected_seconds(p, rows, args.jobs) / 60
+      print(f"would run [{block}] (~{minutes:.0f} min) "
             f"{plan.command(p, p['lr'], os.path.join(plan.OUT, p['name']))}")
     print(f"{len(ready)} run(s) ready; {waiting} waiting for their "
           f"learning-rate sweep; results in {args.results}")
@@ -286,6 +329,10 @@ def main():
       taken = ({r["name"] for r in rows} | passed_over |
                {r["p"]["name"] for r in running})
       ready, waiting = ready_points(rows, taken, wanted, tasks)
+      if deadline:  # the first ready points that can end in time
+        ready = [(b, p) for b, p in ready if
+                 time.time() + expected_seconds(p, rows, args.jobs) <=
+                 deadline]
       while (ready and len(running) < args.jobs and
              not (args.max_runs and started >= args.max_runs)):
         block, p = ready.pop(0)
@@ -312,7 +359,8 @@ def main():
       run["process"].wait()
       release(run["output_dir"])
   print(f"{started} run(s) attempted; {waiting} waiting for their "
-        f"learning-rate sweep; results in {args.results}")
+        f"learning-rate sweep; results in {args.results}"
+        + (f"; stopped by --stop_by={args.stop_by}" if deadline else ""))
 
 
 if __name__ == "__main__":
