@@ -194,6 +194,11 @@ def test_expected_time_scales_the_estimate_by_measured_runs():
   rows.append(dict(rows[0], jobs=1, wall_seconds=int(estimate * 9)))
   rows.append(dict(rows[0], resumed=True, wall_seconds=int(estimate * 9)))
   assert abs(run_plan.expected_seconds(p, rows, 2) / estimate - 2.5) < 0.01
+  for day, r in enumerate(rows[:3]):
+    r["finished"] = f"2026-11-0{day + 1}"
+  # Only the last 2 finished count: ratios 3 and 2.5, the upper median 3.
+  ratio = run_plan.expected_seconds(p, rows, 2, recent=2) / estimate
+  assert abs(ratio - 3) < 0.01
   assert run_plan.expected_seconds(p, [], 2) == estimate
 
 

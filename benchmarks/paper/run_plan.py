@@ -125,12 +125,16 @@ def read_metrics(output_dir):
   return metrics
 
 
-def expected_seconds(p, rows, jobs):
+def expected_seconds(p, rows, jobs, recent=6):
   """plan.py's estimate for point `p`, scaled by the median ratio of measured
-  to estimated wall time of the unbroken runs in `rows` with the same --jobs
-  (the estimate is per quiet 2-core step; a run here also shares the cores)."""
-  ratios = sorted(r["wall_seconds"] / plan.estimated_seconds(r) for r in rows
-                  if not r.get("resumed") and r.get("jobs") == jobs)
+  to estimated wall time of the `recent` last finished unbroken runs in
+  `rows` with the same --jobs: the estimate is per quiet 2-core step, a run
+  here shares the cores, and machines differ from one day to the next."""
+  unbroken = sorted((r for r in rows
+                     if not r.get("resumed") and r.get("jobs") == jobs),
+                    key=lambda r: r.get("finished", ""))[-recent:]
+  ratios = sorted(r["wall_seconds"] / plan.estimated_seconds(r)
+                  for r in unbroken)
   scale = ratios[len(ratios) // 2] if ratios else 1.0
   return plan.estimated_seconds(p) * scale
 
