@@ -5,6 +5,8 @@ import json
 import sys
 import time
 
+import pytest
+
 from harness import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks" / "paper"))
@@ -206,6 +208,8 @@ def test_stop_by_is_the_next_such_time_of_day():
   now = time.mktime((2026, 11, 24, 3, 0, 0, 0, 0, -1))
   assert run_plan.parse_stop_by("05:40", now) - now == 160 * 60
   assert run_plan.parse_stop_by("02:00", now) - now == 23 * 3600
+  with pytest.raises(ValueError):
+    run_plan.parse_stop_by("25:00", now)
 
 
 def test_a_run_that_cannot_end_before_stop_by_is_not_started(tmp_path,

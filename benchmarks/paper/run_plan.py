@@ -143,6 +143,8 @@ def parse_stop_by(text, now=None):
   """'HH:MM' -> the epoch seconds of its next occurrence (local time)."""
   now = time.time() if now is None else now
   hour, minute = (int(x) for x in text.split(":"))
+  if not (0 <= hour < 24 and 0 <= minute < 60):
+    raise ValueError(text)
   day = time.localtime(now)
   stop = time.mktime((day.tm_year, day.tm_mon, day.tm_mday, hour, minute, 0,
                       0, 0, -1))
@@ -364,7 +366,8 @@ def main():
       release(run["output_dir"])
   print(f"{started} run(s) attempted; {waiting} waiting for their "
         f"learning-rate sweep; results in {args.results}"
-        + (f"; stopped by --stop_by={args.stop_by}" if deadline else ""))
+        + (f"; only runs expected to end by {args.stop_by} were started"
+           if deadline else ""))
 
 
 if __name__ == "__main__":
