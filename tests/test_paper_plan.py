@@ -94,10 +94,24 @@ printf 'eval_accuracy = 0.%s\\nglobal_step = 3.0\\n' "$TF_NUM_INTRAOP_THREADS" \
 """
 
 
-def test_reproduce_reruns_the_stored_command_in_a_fresh_directory(tmp_path):
-  fake = tmp_path / "python"
-  fake.write_text(_FAKE_DRIVER)
-  fake.chmod(0o755)
+@pytest.fixture
+def fake(tmp_path):
+  """A stand-in python (_FAKE_DRIVER) for the runner and reproduce.py."""
+  path = tmp_path / "python"
+  path.write_text(_FAKE_DRIVER)
+  path.chmod(0o755)
+  return path
+
+
+def _first_two_rte_points(tmp_path, monkeypatch):
+  """Block 1's first two RTE points, with plan.OUT under tmp_path."""
+  monkeypatch.setattr(plan, "OUT", str(tmp_path / "runs"))
+  return [p["name"] for _, p in
+          run_plan.ready_points([], set(), {"1"}, {"RTE"})[0][:2]]
+
+
+def test_reproduce_reruns_the_stored_command_in_a_fresh_directory(tmp_path,
+                                                                  fake):
   row = _row("RTE", "adapter64", "1e-3", 1, 0.1)
   row.update(metrics=dict(eval_accuracy=0.1, global_step=3.0), resumed=False,
              wall_seconds=5, finished="2026-11-20T00:00:00",
@@ -140,11 +154,8 @@ def _start(p, jobs, fake, extra=""):
   return run
 
 
-def test_a_resumed_run_keeps_the_command_it_started_with(tmp_path,
+def test_a_resumed_run_keeps_the_command_it_started_with(tmp_path, fake,
                                                          monkeypatch):
-  fake = tmp_path / "python"
-  fake.write_text(_FAKE_DRIVER)
-  fake.chmod(0o755)
   monkeypatch.setattr(plan, "OUT", str(tmp_path))
   p = plan.point("RTE", "adapter64", "1e-3", 1, plan.DEFAULT_INIT)
   first = _start(p, 2, fake)
@@ -159,14 +170,10 @@ def test_a_resumed_run_keeps_the_command_it_started_with(tmp_path,
   assert resumed["command"] == first["command"]
 
 
-def test_a_point_another_live_runner_holds_is_skipped(tmp_path, monkeypatch):
+def test_a_point_another_live_runner_holds_is_skipped(tmp_path, fake,
+                                                      monkeypatch):
   import subprocess  # pylint: disable=g-import-not-at-top
-  fake = tmp_path / "python"
-  fake.write_text(_FAKE_DRIVER)
-  fake.chmod(0o755)
-  monkeypatch.setattr(plan, "OUT", str(tmp_path / "runs"))
-  first, second = [p["name"] for _, p in
-                   run_plan.ready_points([], set(), {"1"}, {"RTE"})[0][:2]]
+  first, second = _first_two_rte_points(tmp_path, monkeypatch)
   other = subprocess.Popen(["sleep", "60"])  # a live "runner"
   try:
     (tmp_path / "runs").mkdir()
@@ -212,14 +219,9 @@ def test_stop_by_is_the_next_such_time_of_day():
     run_plan.parse_stop_by("25:00", now)
 
 
-def test_a_run_that_cannot_end_before_stop_by_is_not_started(tmp_path,
+def test_a_run_that_cannot_end_before_stop_by_is_not_started(tmp_path, fake,
                                                              monkeypatch):
-  fake = tmp_path / "python"
-  fake.write_text(_FAKE_DRIVER)
-  fake.chmod(0o755)
-  monkeypatch.setattr(plan, "OUT", str(tmp_path / "runs"))
-  first, second = [p["name"] for _, p in
-                   run_plan.ready_points([], set(), {"1"}, {"RTE"})[0][:2]]
+  first, second = _first_two_rte_points(tmp_path, monkeypatch)
   monkeypatch.setattr(run_plan, "parse_stop_by",
                       lambda text: time.time() + 3600)
   monkeypatch.setattr(run_plan, "expected_seconds",
