@@ -211,10 +211,12 @@ def test_expected_time_scales_the_estimate_by_measured_runs():
   assert run_plan.expected_seconds(p, [], 2) == estimate
 
 
-def test_stop_by_is_the_next_such_time_of_day():
+def test_stop_by_is_the_nearest_such_time_of_day():
   now = time.mktime((2026, 11, 24, 3, 0, 0, 0, 0, -1))
   assert run_plan.parse_stop_by("05:40", now) - now == 160 * 60
-  assert run_plan.parse_stop_by("02:00", now) - now == 23 * 3600
+  assert run_plan.parse_stop_by("02:00", now) - now == -3600  # passed
+  late = time.mktime((2026, 11, 24, 23, 0, 0, 0, 0, -1))
+  assert run_plan.parse_stop_by("01:30", late) - late == 150 * 60
   with pytest.raises(ValueError):
     run_plan.parse_stop_by("25:00", now)
 

@@ -140,7 +140,9 @@ def expected_seconds(p, rows, jobs, recent=6):
 
 
 def parse_stop_by(text, now=None):
-  """'HH:MM' -> the epoch seconds of its next occurrence (local time)."""
+  """'HH:MM' -> the epoch seconds of its occurrence nearest to now (local
+  time): 01:30 at 23:00 is tomorrow's, 05:40 at 05:42 has just passed (and
+  then no run starts, also when a loop restarts the runner)."""
   now = time.time() if now is None else now
   hour, minute = (int(x) for x in text.split(":"))
   if not (0 <= hour < 24 and 0 <= minute < 60):
@@ -148,7 +150,8 @@ def parse_stop_by(text, now=None):
   day = time.localtime(now)
   stop = time.mktime((day.tm_year, day.tm_mon, day.tm_mday, hour, minute, 0,
                       0, 0, -1))
-  return stop if stop > now else stop + 24 * 3600
+  return min((stop + d * 24 * 3600 for d in (-1, 0, 1)),
+             key=lambda t: abs(t - now))
 
 
 def thread_env(jobs):
