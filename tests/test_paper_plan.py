@@ -84,6 +84,18 @@ def test_table_uses_the_best_rate_and_its_seeds():
   assert full.count("*") == 1  # its sweep has 1 of 3 rates
 
 
+def test_doc_gets_the_table_between_its_markers_only(tmp_path):
+  doc = tmp_path / "RESULTS.md"
+  doc.write_text(f"intro\n{table.BEGIN}\nold table\n{table.END}\noutro\n")
+  table.write_into(str(doc), "| new |\n| table |")
+  assert doc.read_text() == (f"intro\n{table.BEGIN}\n| new |\n| table |\n"
+                             f"{table.END}\noutro\n")
+  doc.write_text(f"{table.END}\n{table.BEGIN}\n")
+  with pytest.raises(SystemExit, match="below it"):
+    table.write_into(str(doc), "x")
+  assert doc.read_text() == f"{table.END}\n{table.BEGIN}\n"  # untouched
+
+
 # Stands in for the venv's python: writes eval_results.txt into the last
 # --output_dir, the accuracy taken from the thread setting it was given.
 _FAKE_DRIVER = """#!/bin/sh

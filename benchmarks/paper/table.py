@@ -8,9 +8,11 @@ and SST-2 accuracy; "mean" averages one score per task (MRPC: the mean of
 accuracy and F1, the score the learning rate was selected on).
 
 Usage: python benchmarks/paper/table.py [benchmarks/results/paper.jsonl] \
-         > benchmarks/results/paper_table.md
+         [--doc docs/RESULTS.md] > benchmarks/results/paper_table.md
+--doc also puts the table between the doc's BEGIN/END marker lines.
 """
 
+import argparse
 import math
 import os
 import statistics
@@ -108,7 +110,8 @@ def table(rows):
     # Full fine-tuning stores a whole model per task; every other method
     # stores the backbone once plus its trained variables per task.
     total = sum(fractions) + (0 if method == "full" else 1)
-    note = "" if len(present) == len(tasks) else f" ({len(present)} tasks)"
+    note = ("" if len(present) == len(tasks)
+            else f" ({len(present)} of {len(tasks)} tasks)")
     lines.append(f"| {label} | " + " | ".join(texts) +
                  f" | {mean:.1f}{note} | {per_task:.2f} % | {total:.2f}x |")
     summary[label] = (mean, per_task, len(present))
@@ -143,16 +146,43 @@ def runs_table(rows):
   return "\n".join(lines)
 
 
+BEGIN, END = "<!-- table.py: begin -->", "<!-- table.py: end -->"
+
+
+def write_into(doc, text):
+  """Replaces what is between `doc`'s BEGIN and END lines with `text`."""
+  if not os.path.isfile(doc):
+    sys.exit(f"table.py: error: --doc {doc}: no such file")
+  with open(doc) as f:
+    lines = f.read().split("\n")
+  if lines.count(BEGIN) != 1 or lines.count(END) != 1 or (
+      lines.index(BEGIN) > lines.index(END)):
+    sys.exit(f"table.py: error: {doc} needs one line {BEGIN} and, below it, "
+             f"one line {END}; add them where the table goes")
+  lines[lines.index(BEGIN) + 1:lines.index(END)] = text.split("\n")
+  with open(doc + ".tmp", "w") as f:
+    f.write("\n".join(lines))
+  os.replace(doc + ".tmp", doc)
+
+
 def main():
-  path = sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results/paper.jsonl"
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("results", nargs="?",
+                      default="benchmarks/results/paper.jsonl")
+  parser.add_argument("--doc", help="also write the table into this file")
+  args = parser.parse_args()
+  path = args.results
   rows = run_plan.load_results(path)
   if not rows:
     sys.exit(f"table.py: error: no results in {path}; run "
              "benchmarks/paper/run_plan.py first")
   hours = sum(r["wall_seconds"] for r in rows) / 3600
   jobs = "/".join(str(j) for j in sorted({r.get("jobs", 1) for r in rows}))
-  print(f"Results file: `{path}` ({len(rows)} runs; their wall times sum to "
-        f"{hours:.1f} h, {jobs} run(s) at a time)\n")
+  head = (f"Results file: `{path}` ({len(rows)} runs; their wall times sum "
+          f"to {hours:.1f} h, {jobs} run(s) at a time)\n")
+  if args.doc:
+    write_into(args.doc, head + "\n" + table(rows))
+  print(head)
   print(table(rows))
   print("\nRuns behind each cell (other seeds: same command with --seed=N; "
         "every command is in the results file):\n")
