@@ -26,6 +26,7 @@ import sys
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # pylint: disable=g-import-not-at-top
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -109,6 +110,7 @@ def tradeoff(args):
         notes += ["*"] if partial else []
     _full_line(ax, rows, task)
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("trained parameters per task")
     ax.set_ylabel(f"dev {SCORE_NAMES[task]} x100")
     ax.set_title(task + (" (* a sweep incomplete)" if notes else ""))
