@@ -96,6 +96,28 @@ def test_doc_gets_the_table_between_its_markers_only(tmp_path):
   assert doc.read_text() == f"{table.END}\n{table.BEGIN}\n"  # untouched
 
 
+def test_out_written_whole_or_not_at_all(tmp_path, monkeypatch):
+  results = tmp_path / "paper.jsonl"
+  results.write_text(json.dumps(dict(
+      _row("MRPC", "adapter64", "1e-3", 1, 0.8), wall_seconds=60)) + "\n")
+  out, doc = tmp_path / "table.md", tmp_path / "RESULTS.md"
+  out.write_text("previous table\n")
+  doc.write_text("no markers\n")
+  argv = ["table.py", str(results), "--doc", str(doc), "--out", str(out)]
+  monkeypatch.setattr(sys, "argv", argv)
+  with pytest.raises(SystemExit, match="needs one line"):
+    table.main()
+  assert out.read_text() == "previous table\n"  # not emptied, as `>` would
+  doc.write_text(f"{table.BEGIN}\n{table.END}\n")
+  table.main()
+  assert "| Adapters (m=64) |" in out.read_text()
+  assert "Runs behind each cell" in out.read_text()
+  assert "| Adapters (m=64) |" in doc.read_text()
+  monkeypatch.setattr(sys, "argv", argv[:2] + ["--out", str(tmp_path / "no/t")])
+  with pytest.raises(SystemExit, match="directory does not exist"):
+    table.main()
+
+
 # Stands in for the venv's python: writes eval_results.txt into the last
 # --output_dir, the accuracy taken from the thread setting it was given.
 _FAKE_DRIVER = """#!/bin/sh

@@ -8,8 +8,11 @@ and SST-2 accuracy; "mean" averages one score per task (MRPC: the mean of
 accuracy and F1, the score the learning rate was selected on).
 
 Usage: python benchmarks/paper/table.py [benchmarks/results/paper.jsonl] \
-         [--doc docs/RESULTS.md] > benchmarks/results/paper_table.md
---doc also puts the table between the doc's BEGIN/END marker lines.
+         [--doc docs/RESULTS.md] [--out benchmarks/results/paper_table.md]
+--doc also puts the table between the doc's BEGIN/END marker lines; --out
+writes the output to a file instead of stdout. Both are written only once
+everything checks out, each by an atomic rename: an error leaves them as
+they were.
 """
 
 import argparse
@@ -160,9 +163,13 @@ def write_into(doc, text):
     sys.exit(f"table.py: error: {doc} needs one line {BEGIN} and, below it, "
              f"one line {END}; add them where the table goes")
   lines[lines.index(BEGIN) + 1:lines.index(END)] = text.split("\n")
-  with open(doc + ".tmp", "w") as f:
-    f.write("\n".join(lines))
-  os.replace(doc + ".tmp", doc)
+  write_atomically(doc, "\n".join(lines))
+
+
+def write_atomically(path, text):
+  with open(path + ".tmp", "w") as f:
+    f.write(text)
+  os.replace(path + ".tmp", path)
 
 
 def main():
@@ -170,7 +177,11 @@ def main():
   parser.add_argument("results", nargs="?",
                       default="benchmarks/results/paper.jsonl")
   parser.add_argument("--doc", help="also write the table into this file")
+  parser.add_argument("--out", help="write the output here, not to stdout")
   args = parser.parse_args()
+  if args.out and not os.path.isdir(os.path.dirname(args.out) or "."):
+    sys.exit(f"table.py: error: --out {args.out}: its directory does not "
+             "exist")
   path = args.results
   rows = run_plan.load_results(path)
   if not rows:
@@ -180,13 +191,15 @@ def main():
   jobs = "/".join(str(j) for j in sorted({r.get("jobs", 1) for r in rows}))
   head = (f"Results file: `{path}` ({len(rows)} runs; their wall times sum "
           f"to {hours:.1f} h, {jobs} run(s) at a time)\n")
+  output = (f"{head}\n{table(rows)}\n\nRuns behind each cell (other seeds: "
+            "same command with --seed=N; every command is in the results "
+            f"file):\n\n{runs_table(rows)}\n")
   if args.doc:
     write_into(args.doc, head + "\n" + table(rows))
-  print(head)
-  print(table(rows))
-  print("\nRuns behind each cell (other seeds: same command with --seed=N; "
-        "every command is in the results file):\n")
-  print(runs_table(rows))
+  if args.out:
+    write_atomically(args.out, output)
+  else:
+    sys.stdout.write(output)
 
 
 if __name__ == "__main__":
