@@ -44,10 +44,13 @@ def op_seconds(logdir):
     op_type = values["type"]
     if op_type == "IDLE":
       continue
-    if op_type == "Einsum":  # Model Garden's dense layers are einsums too
+    # Model Garden's dense layers are einsums too. oneDNN builds (Intel
+    # CPUs) rename the op type to _MklEinsum.
+    if op_type in ("Einsum", "_MklEinsum"):
       attention = re.search(r"self_attention/einsum(_\d+)?/",
                             values["operation"])
-      op_type += " (attention scores)" if attention else " (dense layers)"
+      op_type = "Einsum (attention scores)" if attention else (
+          "Einsum (dense layers)")
     # total_self_time is in microseconds.
     by_type[op_type] = by_type.get(op_type, 0.0) + values[
         "total_self_time"] / 1e6
@@ -89,6 +92,10 @@ def main():
   parser.add_argument("--results", default=os.path.join(
       REPO, "benchmarks", "results", "profile_step.jsonl"))
   args = parser.parse_args()
+  unknown = set(args.modes.split(",")) - {"adapter", "full", "layer_norm"}
+  if unknown:
+    parser.error(f"--modes: unknown {','.join(sorted(unknown))}; choose from "
+                 "adapter, full, layer_norm (comma-separated)")
   begin = time.time()
   modes = {m: profile(m, args) for m in args.modes.split(",")}
   line = dict(name="profile_step", batch=args.batch, max_seq_length=args.seq,

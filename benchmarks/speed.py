@@ -59,7 +59,10 @@ def parse_args(argv=None):
   parser.add_argument("--results", default=os.path.join(
       REPO, "benchmarks/results/speed.jsonl"))
   parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
-  return parser.parse_args(argv)
+  args = parser.parse_args(argv)
+  if not set(args.xla.split(",")) <= {"off", "on"}:
+    parser.error(f"--xla {args.xla}: use off, on or off,on")
+  return args
 
 
 def real_batch(batch, seq):
@@ -238,7 +241,7 @@ def main(argv=None):
   import tensorflow as tf
   load_start = os.getloadavg()
   started = time.time()
-  xla_settings = [{"off": "0", "on": "1"}[x.strip()]
+  xla_settings = [{"off": "0", "on": "1"}[x]
                   for x in args.xla.split(",")]
   train_kinds = [f"train:{m}:{x}" for x in xla_settings for m in TRAIN_MODES]
   infer_kinds = [f"infer:{n}:{x}" for x in xla_settings

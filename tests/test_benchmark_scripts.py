@@ -1,0 +1,88 @@
+"""benchmarks/speed.py, peak_memory.py and profile_step.py: each runs end to
+end at a tiny size (real MiniLM, real MRPC pairs) in its own process and
+appends one well-formed results line. Their timings mean nothing at this
+size; the real runs are in docs/RESULTS.md §3."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from harness import REPO, subprocess_env
+
+TINY = ["--batch", "2", "--seq", "16"]
+
+
+def _run(script, *args):
+  result = subprocess.run(
+      [sys.executable, str(REPO / "benchmarks" / script), *args],
+      capture_output=True, text=True, env=subprocess_env(), cwd=REPO,
+      timeout=900)
+  return result
+
+
+def _one_line(path):
+  lines = path.read_text().splitlines()
+  assert len(lines) == 1
+  return json.loads(lines[0])
+
+
+def test_speed_times_every_mode_and_derives_its_ratios(tmp_path):
+  out = tmp_path / "speed.jsonl"
+  result = _run("speed.py", *TINY, "--steps", "1", "--rounds", "1",
+                "--warmup", "1", "--xla", "off", "--infer_steps", "1",
+                "--no_memory", "--results", str(out))
+  assert result.returncode == 0, result.stderr[-2000:]
+  line = _one_line(out)
+  assert line["errors"] == {}
+  assert set(line["median_seconds"]) == {
+      "train:adapter:0", "train:full:0", "train:layer_norm:0",
+      "infer:adapter:0:1", "infer:adapter:0:2", "infer:bare:0:1",
+      "infer:bare:0:2"}
+  assert all(s > 0 for s in line["median_seconds"].values())
+  seconds = line["median_seconds"]
+  assert line["ratios"]["adapter/full:xla0"] == pytest.approx(
+      seconds["train:adapter:0"] / seconds["train:full:0"], abs=1e-3)
+  assert all(g > 0 for g in line["matmul_gflops"].values())
+  for mode in ("adapter", "full", "layer_norm"):
+    achieved = line["achieved"][f"{mode}:xla0"]
+    assert 0 < achieved["share_of_matmul_peak"] < 1
+  assert line["command"].startswith("python benchmarks/speed.py --batch 2")
+
+
+def test_peak_memory_reads_every_mode_in_its_own_process(tmp_path):
+  out = tmp_path / "peak.jsonl"
+  result = _run("peak_memory.py", *TINY, "--rounds", "1", "--steps", "1",
+                "--results", str(out))
+  assert result.returncode == 0, result.stderr[-2000:]
+  line = _one_line(out)
+  assert set(line["runs"]) == {"adapter", "full", "layer_norm"}
+  for mode, (run,) in line["runs"].items():
+    # Past TensorFlow and the 91 MB of MiniLM weights, and a high-water mark.
+    assert 500 < run["after_build_mb"] <= run["after_step_mb"][0]
+    assert line["median_peak_mb"][mode] == run["after_step_mb"][-1]
+
+
+def test_profile_splits_einsums_into_dense_and_attention(tmp_path):
+  out = tmp_path / "profile.jsonl"
+  result = _run("profile_step.py", *TINY, "--modes", "adapter", "--steps",
+                "1", "--top", "50", "--results", str(out))
+  assert result.returncode == 0, result.stderr[-2000:]
+  ops = _one_line(out)["modes"]["adapter"]["top_ops"]
+  # Under either op name (Einsum, or oneDNN's _MklEinsum on Intel CPUs).
+  assert "Einsum (dense layers)" in ops and "Einsum (attention scores)" in ops
+  assert not any(name.endswith("Einsum") for name in ops)
+  assert sum(op["share"] for op in ops.values()) == pytest.approx(1, abs=0.02)
+
+
+@pytest.mark.parametrize("script,args,message", [
+    ("speed.py", ["--xla", "maybe"], "--xla maybe: use off, on or off,on"),
+    ("profile_step.py", ["--modes", "adapters"], "--modes: unknown adapters"),
+])
+def test_bad_flags_get_a_one_line_error(tmp_path, script, args, message):
+  out = tmp_path / "results.jsonl"
+  result = _run(script, *args, "--results", str(out))
+  assert result.returncode == 2
+  assert message in result.stderr.strip().splitlines()[-1]
+  assert not out.exists()
