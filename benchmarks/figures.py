@@ -93,7 +93,7 @@ def tradeoff(args):
   if not tasks:
     sys.exit(f"figures.py: error: no {'/'.join(plan.FIGURE_TASKS)} runs in "
              f"{args.results}; run benchmarks/paper/run_plan.py --blocks 6")
-  fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.5),
+  fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 5.2),
                            squeeze=False)
   for ax, task in zip(axes[0], tasks):
     notes = []
@@ -115,7 +115,8 @@ def tradeoff(args):
     ax.set_ylabel(f"dev {SCORE_NAMES[task]} x100")
     ax.set_title(task + (" (* a sweep incomplete)" if notes else ""))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16),
+              ncol=2)  # below the axes: clear of the data and the band
   _save(fig, args.out or os.path.join(REPO, "docs/tradeoff.png"))
 
 
