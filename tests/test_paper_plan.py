@@ -118,6 +118,19 @@ def test_out_written_whole_or_not_at_all(tmp_path, monkeypatch):
     table.main()
 
 
+
+def test_failed_write_leaves_no_tmp_and_target_untouched(tmp_path,
+                                                         monkeypatch):
+  out = tmp_path / "table.md"
+  out.write_text("previous table\n")
+  def disk_full(src, dst):
+    raise OSError(28, "No space left on device")
+  monkeypatch.setattr(table.os, "replace", disk_full)
+  with pytest.raises(OSError, match="No space"):
+    table.write_atomically(str(out), "new table\n")
+  assert out.read_text() == "previous table\n"
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["table.md"]
+
 # Stands in for the venv's python: writes eval_results.txt into the last
 # --output_dir, the accuracy taken from the thread setting it was given.
 _FAKE_DRIVER = """#!/bin/sh
