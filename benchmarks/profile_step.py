@@ -2,10 +2,10 @@
 
 Profiles `model.fit` steps of the driver's classifier on one fixed batch of
 real MRPC pairs (batch 32 x 128, XLA off) with the TensorFlow profiler, once
-per tuning mode, and sums the host self-time of every op by type: dense-layer
-and attention einsums apart, Softmax, Erf, ...; idle time left out. Appends
-one JSON line with each mode's step time and its top op types, as seconds
-per step and shares.
+per tuning mode, and sums the host self-time of every op by type (dense-layer
+einsums and the attention products apart, Softmax, Erf, ...; idle time left
+out). Appends one JSON line with each mode's step time and its top op types,
+as seconds per step and shares.
 
   python benchmarks/profile_step.py             # adapter and full, ~5 min
 """
@@ -44,13 +44,15 @@ def op_seconds(logdir):
     op_type = values["type"]
     if op_type == "IDLE":
       continue
-    # Model Garden's dense layers are einsums too. oneDNN builds (Intel
-    # CPUs) rename the op type to _MklEinsum.
-    if op_type in ("Einsum", "_MklEinsum"):
-      attention = re.search(r"self_attention/einsum(_\d+)?/",
-                            values["operation"])
-      op_type = "Einsum (attention scores)" if attention else (
-          "Einsum (dense layers)")
+    # Model Garden's dense layers are einsums too. Attention scores and
+    # context are einsums in Keras' MultiHeadAttention and batched matmuls in
+    # MatmulAttention. oneDNN builds (Intel CPUs) prefix op types with _Mkl.
+    bare_type = op_type.replace("_Mkl", "")
+    if bare_type in ("Einsum", "BatchMatMulV2", "BatchMatMulV3"):
+      attention = re.search(r"self_attention/(einsum(_\d+)?/|MatMul(_\d+)?"
+                            r"($|/))", values["operation"])
+      op_type = ("Attention scores and context" if attention else
+                 "Einsum (dense layers)" if bare_type == "Einsum" else op_type)
     # total_self_time is in microseconds.
     by_type[op_type] = by_type.get(op_type, 0.0) + values[
         "total_self_time"] / 1e6

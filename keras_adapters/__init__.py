@@ -3,6 +3,7 @@
 from keras_adapters.errors import UserInputError
 from keras_adapters.layers.adapter_layer import AdapterLayer
 from keras_adapters.layers.adapter_transformer_block import AdapterTransformerBlock
+from keras_adapters.layers.matmul_attention import MatmulAttention
 from keras_adapters.networks.adapter_bert_encoder import AdapterBertEncoder
 from keras_adapters.networks.adapter_bert_encoder import add_adapters
 

@@ -14,6 +14,7 @@ default model's pooler was never trained, so every mode trains it.
 import tf_keras
 
 from keras_adapters.errors import UserInputError
+from keras_adapters.layers.matmul_attention import use_matmul_attention
 from keras_adapters.networks.adapter_bert_encoder import AdapterBertEncoder
 from keras_adapters.networks.adapter_bert_encoder import add_adapters
 
@@ -21,15 +22,16 @@ FINE_TUNE_MODES = ("adapter", "full", "top_k", "layer_norm", "head")
 
 
 def prepare_encoder(encoder, mode, adapter_size=64, init_scale=1e-3):
-  """Adds adapters to a pretrained encoder when `mode` is "adapter"."""
+  """Adds adapters to a pretrained encoder when `mode` is "adapter"; every
+  mode gets the faster `MatmulAttention` (same numbers)."""
   if mode not in FINE_TUNE_MODES:
     raise UserInputError(f"unknown fine_tune_mode {mode!r}; choose one of "
                          f"{', '.join(FINE_TUNE_MODES)}")
-  if mode != "adapter":
-    return encoder
-  if adapter_size < 1:
-    raise UserInputError(f"adapter_size must be >= 1, got {adapter_size}")
-  return add_adapters(encoder, adapter_size, init_scale)
+  if mode == "adapter":
+    if adapter_size < 1:
+      raise UserInputError(f"adapter_size must be >= 1, got {adapter_size}")
+    encoder = add_adapters(encoder, adapter_size, init_scale)
+  return use_matmul_attention(encoder)
 
 
 def _leaves(layer):

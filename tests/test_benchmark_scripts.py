@@ -64,15 +64,16 @@ def test_peak_memory_reads_every_mode_in_its_own_process(tmp_path):
     assert line["median_peak_mb"][mode] == run["after_step_mb"][-1]
 
 
-def test_profile_splits_einsums_into_dense_and_attention(tmp_path):
+def test_profile_splits_dense_einsums_from_attention(tmp_path):
   out = tmp_path / "profile.jsonl"
   result = _run("profile_step.py", *TINY, "--modes", "adapter", "--steps",
                 "1", "--top", "50", "--results", str(out))
   assert result.returncode == 0, result.stderr[-2000:]
   ops = _one_line(out)["modes"]["adapter"]["top_ops"]
-  # Under either op name (Einsum, or oneDNN's _MklEinsum on Intel CPUs).
-  assert "Einsum (dense layers)" in ops and "Einsum (attention scores)" in ops
-  assert not any(name.endswith("Einsum") for name in ops)
+  # Under any op name (Einsum or BatchMatMul, oneDNN's _Mkl... on Intel).
+  assert "Einsum (dense layers)" in ops and "Attention scores and context" in ops
+  assert not any(name.endswith(("Einsum", "BatchMatMulV2", "BatchMatMulV3"))
+                 for name in ops)
   assert sum(op["share"] for op in ops.values()) == pytest.approx(1, abs=0.02)
 
 
@@ -86,3 +87,15 @@ def test_bad_flags_get_a_one_line_error(tmp_path, script, args, message):
   assert result.returncode == 2
   assert message in result.stderr.strip().splitlines()[-1]
   assert not out.exists()
+
+
+def test_attention_impl_times_both_attentions_in_every_mode(tmp_path):
+  out = tmp_path / "attention.jsonl"
+  result = _run("attention_impl.py", *TINY, "--steps", "1", "--rounds", "1",
+                "--results", str(out))
+  assert result.returncode == 0, result.stderr[-2000:]
+  line = _one_line(out)
+  assert set(line["cpu_s"]) == {f"{m}:{i}" for m in ("adapter", "full",
+                                "layer_norm") for i in ("einsum", "matmul")}
+  assert all(v > 0 for v in line["wall_s"].values())
+  assert set(line["matmul_vs_einsum_cpu"]) == {"adapter", "full", "layer_norm"}
