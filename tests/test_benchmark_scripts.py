@@ -22,19 +22,20 @@ def _run(script, *args):
   return result
 
 
-def _one_line(path):
-  lines = path.read_text().splitlines()
+def _one_line(script, out, *args):
+  """Runs `script` with `args` and `--results out`; its one results line."""
+  result = _run(script, *args, "--results", str(out))
+  assert result.returncode == 0, result.stderr[-2000:]
+  lines = out.read_text().splitlines()
   assert len(lines) == 1
   return json.loads(lines[0])
 
 
 def test_speed_times_every_mode_and_derives_its_ratios(tmp_path):
   out = tmp_path / "speed.jsonl"
-  result = _run("speed.py", *TINY, "--steps", "1", "--rounds", "1",
-                "--warmup", "1", "--xla", "off", "--infer_steps", "1",
-                "--no_memory", "--results", str(out))
-  assert result.returncode == 0, result.stderr[-2000:]
-  line = _one_line(out)
+  line = _one_line("speed.py", out, *TINY, "--steps", "1", "--rounds", "1",
+                   "--warmup", "1", "--xla", "off", "--infer_steps", "1",
+                   "--no_memory")
   assert line["errors"] == {}
   assert set(line["median_seconds"]) == {
       "train:adapter:0", "train:full:0", "train:layer_norm:0",
@@ -53,10 +54,8 @@ def test_speed_times_every_mode_and_derives_its_ratios(tmp_path):
 
 def test_peak_memory_reads_every_mode_in_its_own_process(tmp_path):
   out = tmp_path / "peak.jsonl"
-  result = _run("peak_memory.py", *TINY, "--rounds", "1", "--steps", "1",
-                "--results", str(out))
-  assert result.returncode == 0, result.stderr[-2000:]
-  line = _one_line(out)
+  line = _one_line("peak_memory.py", out, *TINY, "--rounds", "1", "--steps",
+                   "1")
   assert set(line["runs"]) == {"adapter", "full", "layer_norm"}
   for mode, (run,) in line["runs"].items():
     # Past TensorFlow and the 91 MB of MiniLM weights, and a high-water mark.
@@ -66,10 +65,8 @@ def test_peak_memory_reads_every_mode_in_its_own_process(tmp_path):
 
 def test_profile_splits_dense_einsums_from_attention(tmp_path):
   out = tmp_path / "profile.jsonl"
-  result = _run("profile_step.py", *TINY, "--modes", "adapter", "--steps",
-                "1", "--top", "50", "--results", str(out))
-  assert result.returncode == 0, result.stderr[-2000:]
-  ops = _one_line(out)["modes"]["adapter"]["top_ops"]
+  ops = _one_line("profile_step.py", out, *TINY, "--modes", "adapter",
+                  "--steps", "1", "--top", "50")["modes"]["adapter"]["top_ops"]
   # Under any op name (Einsum or BatchMatMul, oneDNN's _Mkl... on Intel).
   assert "Einsum (dense layers)" in ops and "Attention scores and context" in ops
   assert not any(name.endswith(("Einsum", "BatchMatMulV2", "BatchMatMulV3"))
@@ -91,10 +88,8 @@ def test_bad_flags_get_a_one_line_error(tmp_path, script, args, message):
 
 def test_attention_impl_times_both_attentions_in_every_mode(tmp_path):
   out = tmp_path / "attention.jsonl"
-  result = _run("attention_impl.py", *TINY, "--steps", "1", "--rounds", "1",
-                "--results", str(out))
-  assert result.returncode == 0, result.stderr[-2000:]
-  line = _one_line(out)
+  line = _one_line("attention_impl.py", out, *TINY, "--steps", "1",
+                   "--rounds", "1")
   assert set(line["cpu_s"]) == {f"{m}:{i}" for m in ("adapter", "full",
                                 "layer_norm") for i in ("einsum", "matmul")}
   assert all(v > 0 for v in line["wall_s"].values())
