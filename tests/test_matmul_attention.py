@@ -23,7 +23,7 @@ from keras_adapters.networks.adapter_bert_encoder import build_encoder
 
 
 def _pair(**kwargs):
-  """A MatmulAttention and a Keras MultiHeadAttention with equal weights."""
+  """A MatmulAttention and a Keras MultiHeadAttention of the same shape."""
   fast = MatmulAttention(**kwargs)
   slow = tf_keras.layers.MultiHeadAttention(**kwargs)
   return fast, slow
@@ -45,6 +45,10 @@ def test_same_outputs_scores_and_gradients_as_keras():
   fast(x, x), slow(x, x)
   slow.set_weights(fast.get_weights())
   assert_all_equal(_grads(fast, x, mask, False), _grads(slow, x, mask, False))
+  graph = tf.function(lambda x: fast(x, x)).get_concrete_function(x).graph
+  ops = [op.type for op in graph.get_operations()]
+  # Einsums only in the query/key/value/output projections: the fast path ran.
+  assert ops.count("Einsum") == 4 and ops.count("BatchMatMulV2") == 2
 
 
 def test_same_dropout_masks_from_generators():
