@@ -28,10 +28,11 @@ MODES = ("adapter", "full", "layer_norm")
 
 def build(mode, impl, args):
   import tf_keras  # pylint: disable=g-import-not-at-top
+  from keras_adapters import MatmulAttention  # pylint: disable=g-import-not-at-top
   model = speed.build(f"train:{mode}:0", args)  # built with MatmulAttention
   if impl == "einsum":  # back to Keras' class before the step is traced
     for layer in model.submodules:
-      if type(layer).__name__ == "MatmulAttention":
+      if type(layer) is MatmulAttention:  # pylint: disable=unidiomatic-typecheck
         layer.__class__ = tf_keras.layers.MultiHeadAttention
   return model
 
@@ -48,12 +49,16 @@ def main(argv=None):
   args = parser.parse_args(argv)
   if not os.path.isdir(os.path.dirname(os.path.abspath(args.results))):
     parser.error(f"--results {args.results}: its directory does not exist")
+  import tf_keras  # pylint: disable=g-import-not-at-top
   inputs, labels = speed.real_batch(args.batch, args.seq)
-  steps = {}
+  steps, classes = {}, {}
   for mode in MODES:
     for impl in ("einsum", "matmul"):
-      steps[f"{mode}:{impl}"] = step = speed.FitSteps(
-          build(mode, impl, args), inputs, labels)
+      model = build(mode, impl, args)
+      classes[f"{mode}:{impl}"] = sorted({
+          type(l).__name__ for l in model.submodules
+          if isinstance(l, tf_keras.layers.MultiHeadAttention)})
+      steps[f"{mode}:{impl}"] = step = speed.FitSteps(model, inputs, labels)
       step()  # traces
       step()  # warm-up
   wall, cpu = speed.alternate(list(steps), steps, args.rounds, args.steps)
@@ -64,7 +69,7 @@ def main(argv=None):
           argv if argv is not None else sys.argv[1:])),
       batch=args.batch, seq=args.seq, steps_per_round=args.steps,
       rounds=args.rounds, cpus=os.cpu_count(), cpu_model=speed._cpu_model(),  # pylint: disable=protected-access
-      machine=platform.machine(),
+      machine=platform.machine(), attention_classes=classes,
       wall_s={k: med(v) for k, v in wall.items()},
       cpu_s={k: med(v) for k, v in cpu.items()})
   result["matmul_vs_einsum_cpu"] = {

@@ -94,3 +94,6 @@ def test_attention_impl_times_both_attentions_in_every_mode(tmp_path):
                                 "layer_norm") for i in ("einsum", "matmul")}
   assert all(v > 0 for v in line["wall_s"].values())
   assert set(line["matmul_vs_einsum_cpu"]) == {"adapter", "full", "layer_norm"}
+  for config, classes in line["attention_classes"].items():
+    assert classes == (["MatmulAttention"] if config.endswith("matmul") else
+                       ["MultiHeadAttention"]), config
