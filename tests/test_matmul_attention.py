@@ -51,6 +51,20 @@ def test_same_outputs_scores_and_gradients_as_keras():
   assert ops.count("Einsum") == 4 and ops.count("BatchMatMulV2") == 2
 
 
+def test_under_xla_matches_keras():
+  # XLA may fuse differently from the eager kernels, so compare within float32
+  # rounding, against Keras' layer compiled the same way.
+  x = tf.random.stateless_normal([3, 7, 16], seed=[4, 1])
+  mask = tf.sequence_mask([7, 4, 2], 7)[:, None, :] & tf.ones([3, 7, 1], bool)
+  fast, slow = _pair(num_heads=4, key_dim=4)
+  fast(x, x), slow(x, x)
+  slow.set_weights(fast.get_weights())
+  compiled = [tf.function(lambda x, layer=layer: _grads(layer, x, mask, False),
+                          jit_compile=True)(x) for layer in (fast, slow)]
+  for got, want in zip(*compiled):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_same_dropout_masks_from_generators():
   x = tf.random.stateless_normal([2, 9, 16], seed=[2, 1])
   tf_keras.backend.experimental.enable_tf_random_generator()
