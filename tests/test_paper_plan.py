@@ -84,6 +84,19 @@ def test_table_uses_the_best_rate_and_its_seeds():
   assert full.count("*") == 1  # its sweep has 1 of 3 rates
 
 
+def test_goal_check_compares_on_the_tasks_both_rows_have():
+  rows = []
+  for task in ("MRPC", "RTE"):
+    rows += [_row(task, "adapter64", lr, 1, score) for lr, score in
+             (("3e-4", 0.5), ("1e-3", 0.7), ("3e-3", 0.6))]
+    rows += [_row(task, "full", lr, 1, 0.8) for lr in ("2e-5", "5e-5", "1e-4")]
+  rows.append(_row("STS-B", "adapter64", "1e-3", 1, 0.9))  # no full row yet
+  goal = next(l for l in table.table(rows).splitlines()
+              if l.startswith("Goal check"))
+  assert "on the 2 tasks both rows have: MRPC, RTE" in goal
+  assert "= -10.0 points" in goal and "train 1.00 %" in goal
+
+
 def test_doc_gets_the_table_between_its_markers_only(tmp_path):
   doc = tmp_path / "RESULTS.md"
   doc.write_text(f"intro\n{table.BEGIN}\nold table\n{table.END}\noutro\n")
