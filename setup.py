@@ -11,19 +11,32 @@ setup(
     packages=find_packages(include=["keras_adapters", "keras_adapters.*"]),
     py_modules=["run_classifier", "run_squad"],
     python_requires=">=3.9,<3.13",
-    # Exact pins: the stack known to install and run together.
+    # Compatible ranges, so that `pip install .` fits beside a user's own TF 2.x
+    # stack. tf-models-official X.Y needs tensorflow~=X.Y.0 and
+    # tensorflow-text~=X.Y.0, and tf-keras X.Y needs tensorflow X.Y.*, so the
+    # four move together by minor version; there is no tf-models-official 2.21
+    # yet, hence <2.21. The exact stack that setup.sh and CI install is pinned
+    # in constraints.txt:
+    #   pip install -c constraints.txt ".[test]"
     install_requires=[
-        "tensorflow==2.20.0",
-        "tf-models-official==2.20.0",
-        "tf-keras==2.20.1",
-        "tensorflow-text==2.20.1",
-        "tensorflow-hub==0.16.1",
-        "tensorflow-datasets==4.9.10",
-        "importlib_resources==7.1.0",
-        "safetensors==0.8.0",
-        "PyYAML==6.0.3",  # tpu_configs/launch.py
-        "scipy==1.17.1",
-        "scikit-learn==1.9.1",
+        "tensorflow>=2.16,<2.21",
+        "tf-models-official>=2.16,<2.21",
+        "tf-keras>=2.16,<2.21",
+        "tensorflow-text>=2.16,<2.21",
+        "tensorflow-hub>=0.16,<1",
+        "tensorflow-datasets>=4.9,<5",
+        "importlib_resources>=6.0,<8",
+        "safetensors>=0.4,<1",
+        "PyYAML>=6.0,<7",  # tpu_configs/launch.py
+        "scipy>=1.10,<2",
+        "scikit-learn>=1.3,<2",
+        "matplotlib>=3.8,<4",  # training-curve plots (notebooks/)
     ],
-    extras_require={"test": ["pytest==9.2.0"]},
+    extras_require={"test": [
+        "pytest>=8.0,<10",
+        # notebooks/ is executed top to bottom by a real Jupyter kernel.
+        "nbclient>=0.10,<1",
+        "ipykernel>=6.29,<8",
+        "nbformat>=5.10,<6",
+    ]},
 )
