@@ -50,33 +50,9 @@ flags.DEFINE_string("tfds_data_dir", None, "TFDS data_dir holding the "
                     "prepared --tfds_name (local or gs://).")
 FLAGS = flags.FLAGS
 
-# File names the GLUE leaderboard expects in a submission zip.
-GLUE_SUBMISSION_NAMES = {
-    "cola": "CoLA", "sst-2": "SST-2", "mrpc": "MRPC", "sts-b": "STS-B",
-    "qqp": "QQP", "mnli": "MNLI-m", "mnli-mm": "MNLI-mm", "qnli": "QNLI",
-    "rte": "RTE", "wnli": "WNLI"}
-
 
 def _column(value):
   return int(value) if value is not None and value.isdigit() else value
-
-
-def _processor():
-  from keras_adapters.data import glue
-  if FLAGS.tfds_name:
-    from keras_adapters.data import tfds_glue
-    task = tfds_glue.config_of(FLAGS.tfds_name)[1].task
-    if FLAGS.task_name and glue.canonical_task_name(FLAGS.task_name) != task:
-      raise UserInputError(f"--task_name={FLAGS.task_name} does not match "
-                           f"--tfds_name={FLAGS.tfds_name}; drop --task_name")
-    FLAGS.task_name = task
-  if glue.canonical_task_name(FLAGS.task_name) != "generic":
-    return glue.get_processor(FLAGS.task_name)
-  return glue.get_processor(
-      FLAGS.task_name, text_a_column=_column(FLAGS.text_a_column),
-      text_b_column=_column(FLAGS.text_b_column),
-      label_column=_column(FLAGS.label_column), label_list=FLAGS.label_list,
-      is_regression=FLAGS.regression)
 
 
 def _check_flags():
@@ -102,178 +78,38 @@ def _check_flags():
   driver_flags.check_common_flags()
 
 
-def _use_pack_config(labels):
-  """Builds the model as the pack's training run did."""
-  from keras_adapters.adapter_pack import read_pack
-  if FLAGS.do_train:
-    raise UserInputError("--adapter_pack is for evaluation/prediction; drop "
-                         "it or --do_train")
-  config, _ = read_pack(FLAGS.adapter_pack)
-  if config.get("labels") != labels:
-    raise UserInputError(f"{FLAGS.adapter_pack} was trained with labels "
-                         f"{config.get('labels')}, task {FLAGS.task_name} has "
-                         f"{labels}; use the pack of this task")
-  for name in ("fine_tune_mode", "adapter_size", "top_k_layers"):
-    if name in config:
-      setattr(FLAGS, name, config[name])
-
-
-def _results_text(metrics, step):
-  lines = [f"eval_{k} = {v:.6f}" for k, v in sorted(metrics.items())]
-  return "\n".join(lines + [f"global_step = {step}"]) + "\n"
+def _task():
+  """The task, with every split the flags ask for read (and so checked)."""
+  from keras_adapters.tasks.classification import ClassificationTask  # pylint: disable=g-import-not-at-top
+  from keras_adapters.tasks.classification import DataSource  # pylint: disable=g-import-not-at-top
+  generic = dict(
+      text_a_column=_column(FLAGS.text_a_column),
+      text_b_column=_column(FLAGS.text_b_column),
+      label_column=_column(FLAGS.label_column), label_list=FLAGS.label_list,
+      is_regression=FLAGS.regression)
+  source = DataSource(FLAGS.task_name, FLAGS.data_dir, FLAGS.tfds_name,
+                      FLAGS.tfds_data_dir, generic)
+  splits = [s for s, wanted in (("train", FLAGS.do_train),
+                                ("dev", FLAGS.do_eval),
+                                ("test", FLAGS.do_predict)) if wanted]
+  return ClassificationTask(
+      source, splits, max_seq_length=FLAGS.max_seq_length,
+      dynamic_padding=FLAGS.dynamic_padding,
+      eval_batch_size=FLAGS.eval_batch_size,
+      predict_batch_size=FLAGS.predict_batch_size)
 
 
 def run():
+  from keras_adapters import experiment  # pylint: disable=g-import-not-at-top
   _check_flags()
-  processor = _processor()
-  # Read (and so validate) every file needed before any slow work starts.
-  read = processor.get_examples
-  if FLAGS.tfds_name:
-    from keras_adapters.data import tfds_glue
-    read = lambda _, split: tfds_glue.read_examples(  # pylint: disable=g-long-lambda
-        FLAGS.tfds_name, FLAGS.tfds_data_dir, split)
-  examples = {}
-  if FLAGS.do_train:
-    examples["train"] = read(FLAGS.data_dir, "train")
-  if FLAGS.do_eval:
-    examples["dev"] = read(FLAGS.data_dir, "dev")
-  if FLAGS.do_predict:
-    examples["test"] = read(FLAGS.data_dir, "test")
-  labels = processor.labels
-  if FLAGS.adapter_pack:
-    _use_pack_config(labels)
-
-  import numpy as np
-  import tensorflow as tf
-  import tf_keras
-  from keras_adapters import adapter_pack, distribute, metrics, training
-  from keras_adapters import tuning
-  from keras_adapters.classifier import build_classifier
-  from keras_adapters.data.features import make_dataset
-  from keras_adapters.data.features import steps_per_epoch as count_steps
-
-  tf_keras.utils.set_random_seed(FLAGS.seed)
-  strategy = driver_flags.strategy_from_flags()
-  for flag in ("train_batch_size", "eval_batch_size", "predict_batch_size"):
-    distribute.check_batch_size(strategy, flag, getattr(FLAGS, flag))
-  chief = distribute.is_chief(strategy)
-  with strategy.scope():
-    pretrained = driver_flags.load_pretrained_from_flags()
-    num_classes = 1 if processor.is_regression else len(labels)
-    model, encoder = build_classifier(
-        pretrained.encoder, num_classes, FLAGS.fine_tune_mode,
-        FLAGS.adapter_size, FLAGS.adapter_init_scale, FLAGS.top_k_layers)
-    steps_per_epoch = count_steps(len(examples.get("train", [None])),
-                                  FLAGS.train_batch_size, drop_remainder=True)
-    if FLAGS.do_train and steps_per_epoch == 0:
-      raise UserInputError(f"{len(examples['train'])} training examples are "
-                           "fewer than one batch; lower --train_batch_size")
-    total_steps = max(1, int(steps_per_epoch * FLAGS.num_train_epochs))
-    learning_rate = driver_flags.learning_rate()
-    if processor.is_regression:
-      loss, train_metrics = tf_keras.losses.MeanSquaredError(), []
-    else:
-      loss = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-      train_metrics = ["accuracy"]
-    model.compile(optimizer=training.create_optimizer(
-        learning_rate, total_steps, FLAGS.warmup_proportion),
-                  loss=loss, metrics=train_metrics,
-                  jit_compile=FLAGS.jit_compile)
-  print(f"Model: {pretrained.description}; fine_tune_mode="
-        f"{FLAGS.fine_tune_mode}; learning_rate={learning_rate}; "
-        f"jit_compile={bool(model.jit_compile)}")
-  print(tuning.format_parameter_report(tuning.parameter_report(model,
-                                                               encoder)))
-
-  def dataset(split, batch_size, training_=False, skip=0):
-    """Training: repeated full batches. Else full batches padded at the end
-    (static shapes; even replica split); drop outputs past the examples."""
-    ds = make_dataset(
-        examples[split], vocab_file=pretrained.vocab_file,
-        do_lower_case=pretrained.do_lower_case,
-        max_seq_length=FLAGS.max_seq_length, label_list=labels,
-        is_regression=processor.is_regression, batch_size=batch_size,
-        is_training=training_, seed=FLAGS.seed, drop_remainder=training_,
-        repeat=training_, dynamic_padding=training_ and FLAGS.dynamic_padding)
-    if not training_:
-      return distribute.padded_batches(ds, len(examples[split]), batch_size)
-    return ds.skip(skip) if skip else ds
-
-  step = 0
-  if FLAGS.do_train:
-    step = training.fit_resumable(
-        model, lambda skip: dataset("train", FLAGS.train_batch_size, True,
-                                    skip),
-        steps_per_epoch, total_steps, FLAGS.output_dir,
-        min(FLAGS.save_checkpoints_steps, total_steps))
-    pack_path = os.path.join(FLAGS.output_dir, "adapter_pack.npz")
-    if chief:  # multi-worker: only the chief writes results
-      adapter_pack.save_adapter_pack(pack_path, model, encoder, dict(
-          task_name=processor.name, labels=labels,
-          is_regression=processor.is_regression,
-          fine_tune_mode=FLAGS.fine_tune_mode,
-          adapter_size=FLAGS.adapter_size, top_k_layers=FLAGS.top_k_layers,
-          max_seq_length=FLAGS.max_seq_length, model=pretrained.description))
-      print(f"Saved the trained variables to {pack_path}")
-  elif FLAGS.adapter_pack:
-    adapter_pack.load_adapter_pack(FLAGS.adapter_pack, model, encoder)
-  else:
-    step = training.restore_trained(model, FLAGS.output_dir)
-
-  if FLAGS.export_dir:
-    from keras_adapters.serving import export_classifier
-    # Every worker saves (collectively); non-chief ones into their own dir.
-    export_dir = FLAGS.export_dir if chief else os.path.join(
-        distribute.worker_dir(strategy, FLAGS.output_dir), "export")
-    export_classifier(
-        export_dir, model, encoder, vocab_file=pretrained.vocab_file,
-        do_lower_case=pretrained.do_lower_case, labels=labels,
-        is_regression=processor.is_regression, is_pair=processor.is_pair,
-        max_seq_length=FLAGS.max_seq_length, task_name=processor.name)
-    distribute.remove_worker_dir(strategy, FLAGS.output_dir)
-    if chief:
-      print(f"Exported a SavedModel for TF Serving to {FLAGS.export_dir}")
-
-  def predict(split, batch_size):
-    outputs = model.predict(dataset(split, batch_size), verbose=0)
-    outputs = outputs[:len(examples[split])]  # drop the padding
-    return outputs[:, 0] if processor.is_regression else outputs
-
-  if FLAGS.do_eval:
-    outputs = predict("dev", FLAGS.eval_batch_size)
-    gold = [e.label for e in examples["dev"]]
-    if processor.is_regression:
-      gold, predicted = np.array(gold, dtype=float), outputs
-    else:
-      gold = np.array([labels.index(g) for g in gold])
-      predicted = outputs.argmax(-1)
-    result = metrics.compute_metrics(processor, gold, predicted)
-    path = os.path.join(FLAGS.output_dir, "eval_results.txt")
-    if chief:
-      training.write_atomically(path, _results_text(result, step))
-      print(f"***** Eval results ({len(gold)} dev examples) -> {path}")
-      print(_results_text(result, step), end="")
-
-  if FLAGS.do_predict:
-    outputs = predict("test", FLAGS.predict_batch_size)
-    if not chief:
-      return
-    if processor.is_regression:
-      rows = [f"{x:.6f}" for x in outputs]
-      submission = [f"{x:.3f}" for x in outputs]
-    else:
-      probabilities = tf.nn.softmax(outputs).numpy()
-      rows = ["\t".join(f"{p:.6f}" for p in row) for row in probabilities]
-      submission = [labels[i] for i in probabilities.argmax(-1)]
-    training.write_atomically(
-        os.path.join(FLAGS.output_dir, "test_results.tsv"),
-        "\n".join(rows) + "\n")
-    glue_file = os.path.join(
-        FLAGS.output_dir, GLUE_SUBMISSION_NAMES.get(processor.name, "generic")
-        + ".tsv")
-    training.write_atomically(glue_file, "index\tprediction\n" + "".join(
-        f"{i}\t{p}\n" for i, p in enumerate(submission)))
-    print(f"Wrote test_results.tsv and {glue_file}")
+  task = _task()
+  settings = experiment.Settings.from_flags(FLAGS)
+  if settings.adapter_pack:
+    settings = experiment.with_pack_settings(settings, task.check_pack)
+  experiment.run(task, settings, driver_flags.load_pretrained_from_flags,
+                 {f: getattr(FLAGS, f) for f in (
+                     "train_batch_size", "eval_batch_size",
+                     "predict_batch_size")})
 
 
 main = driver_flags.main_with_clean_errors(run, "run_classifier.py")

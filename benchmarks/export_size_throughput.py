@@ -154,8 +154,8 @@ def main():
 
   # Token ids as the text signature would make them (via the single model's
   # packer is not exported; re-pack with the library's packer instead).
-  from keras_adapters.data.features import make_packer  # pylint: disable=g-import-not-at-top
-  pair = make_packer(pre.vocab_file, pre.do_lower_case, seq, True)
+  from keras_adapters import AdapterTextPreprocessor  # pylint: disable=g-import-not-at-top
+  pair = AdapterTextPreprocessor(pre.vocab_file, pre.do_lower_case, seq)
   ids_batch = pair(tf.constant(mixed["text_a"]), tf.constant(mixed["text_b"]))
   single_model = tf.saved_model.load(d["single"])
   single_kw = dict(text_a=tf.constant(single_batch["text_a"]))

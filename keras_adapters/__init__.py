@@ -8,3 +8,5 @@ from keras_adapters.networks.adapter_bert_encoder import AdapterBertEncoder
 from keras_adapters.networks.adapter_bert_encoder import add_adapters
 
 __version__ = "0.1.0"
+from keras_adapters.models.text_classifier import AdapterTextClassifier
+from keras_adapters.models.text_preprocessor import AdapterTextPreprocessor

@@ -48,13 +48,12 @@ def compute_metrics(task_name_or_processor: Union[str, "glue.Processor"], labels
               "mse": float(np.mean((labels - predictions) ** 2))}
 
   result = {"accuracy": float(skm.accuracy_score(labels, predictions))}
-  name = processor.name
-  if name == "cola":
+  if processor.metric == "matthews_corr":
     result["matthews_corr"] = float(skm.matthews_corrcoef(labels, predictions))
-  elif name in ("mrpc", "qqp"):
+  elif processor.metric == "f1":
     positive = processor.labels.index("1")
     result["f1"] = float(skm.f1_score(labels, predictions, pos_label=positive, zero_division=0))
-  elif name == "generic" and _num_classes(processor, labels, predictions) > 2:
+  elif processor.name == "generic" and _num_classes(processor, labels, predictions) > 2:
     result["macro_f1"] = float(skm.f1_score(labels, predictions, average="macro", zero_division=0))
   return result
 

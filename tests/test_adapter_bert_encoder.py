@@ -11,7 +11,7 @@ from harness import minilm
 from harness import mrpc_pairs
 from harness import run_layer_test
 from harness import run_saved_model_test
-from keras_adapters.data.features import make_packer
+from keras_adapters import AdapterTextPreprocessor
 from keras_adapters.networks.adapter_bert_encoder import AdapterBertEncoder
 from keras_adapters.networks.adapter_bert_encoder import add_adapters
 from keras_adapters.networks.adapter_bert_encoder import build_encoder
@@ -34,7 +34,7 @@ def pretrained():
   """The real MiniLM, real MRPC token ids and its outputs on them."""
   encoder, vocab_file, do_lower_case = minilm()
   pairs = mrpc_pairs(4)
-  pack = make_packer(vocab_file, do_lower_case, MAX_SEQ_LENGTH, is_pair=True)
+  pack = AdapterTextPreprocessor(vocab_file, do_lower_case, MAX_SEQ_LENGTH)
   inputs = pack(tf.constant([a for a, _ in pairs]),
                 tf.constant([b for _, b in pairs]))
   mask = inputs["input_mask"].numpy()

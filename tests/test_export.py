@@ -21,7 +21,7 @@ from harness import GLUE_DIR, REPO, subprocess_env
 from keras_adapters import adapter_pack
 from keras_adapters.classifier import build_classifier
 from keras_adapters.data import glue
-from keras_adapters.data.features import make_packer
+from keras_adapters import AdapterTextPreprocessor
 from keras_adapters.errors import UserInputError
 from keras_adapters.serving import export_multitask, export_pack
 from keras_adapters.serving.export import model_from_pack
@@ -65,8 +65,8 @@ def _dev(task, n=N_DEV):
 
 
 def _reference(model, pretrained, is_pair, is_regression, a, b):
-  pack = make_packer(pretrained.vocab_file, pretrained.do_lower_case, SEQ,
-                     is_pair)
+  pack = AdapterTextPreprocessor(pretrained.vocab_file,
+                                 pretrained.do_lower_case, SEQ)
   x = pack(tf.constant(a), tf.constant(b) if is_pair else None)
   logits = model(x, training=False).numpy()
   probs = logits if is_regression else tf.nn.softmax(logits).numpy()

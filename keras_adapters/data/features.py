@@ -1,20 +1,21 @@
-"""Examples -> batched `tf.data.Dataset` of BERT inputs.
+"""Texts and labels -> batched `tf.data.Dataset` of BERT inputs.
 
-Tokenization and packing use Model Garden's Keras layers `BertTokenizer` and
-`BertPackInputs` (TF.Text). Pairs are truncated round-robin, which for two
-segments keeps the same tokens as Google BERT's longest-first truncation.
+Text becomes ids only through `AdapterTextPreprocessor`
+(keras_adapters/models/text_preprocessor.py), mapped over batches of raw
+strings inside tf.data.
 """
 
 import math
-import os
 from typing import Optional, Sequence
 
 import tensorflow as tf
-from official.nlp.modeling import layers
 
 from keras_adapters.errors import UserInputError
+from keras_adapters.models.text_preprocessor import AdapterTextPreprocessor
+from keras_adapters.models.text_preprocessor import check_max_seq_length
+from keras_adapters.models.text_preprocessor import encode_labels
+from keras_adapters.models.text_preprocessor import MAX_SEQ_LENGTH_LIMIT  # pylint: disable=unused-import
 
-MAX_SEQ_LENGTH_LIMIT = 512  # BERT's position embeddings
 _TOKENIZE_BATCH = 256
 
 
@@ -25,32 +26,12 @@ def steps_per_epoch(num_examples: int, batch_size: int, drop_remainder: bool = F
   return math.ceil(num_examples / batch_size)
 
 
-def make_packer(vocab_file: str, do_lower_case: bool, max_seq_length: int, is_pair: bool):
-  """Returns fn(texts_a, texts_b_or_None) -> dict of int32 [batch, max_seq_length] tensors."""
-  need = 3 if is_pair else 2
-  if not isinstance(max_seq_length, int) or not need <= max_seq_length <= MAX_SEQ_LENGTH_LIMIT:
-    raise UserInputError(f"max_seq_length {max_seq_length!r} out of range: need {need}.."
-                         f"{MAX_SEQ_LENGTH_LIMIT} ([CLS] + {'2 x [SEP]' if is_pair else '[SEP]'} "
-                         f"take {need}); set --max_seq_length e.g. 128")
-  if not os.path.isfile(vocab_file):
-    raise UserInputError(f"vocab file {vocab_file} not found; pass the vocab.txt of the BERT "
-                         f"checkpoint (--vocab_file)")
-  tokenizer = layers.BertTokenizer(vocab_file=vocab_file, lower_case=do_lower_case)
-  packer = layers.BertPackInputs(max_seq_length,
-                                 special_tokens_dict=tokenizer.get_special_tokens_dict())
-
-  def pack(texts_a, texts_b=None):
-    segments = [tokenizer(texts_a)] + ([] if texts_b is None else [tokenizer(texts_b)])
-    return packer(segments)
-
-  return pack
-
-
 def make_dataset(examples: Sequence, *, vocab_file: str, do_lower_case: bool,
                  max_seq_length: int, label_list: Optional[Sequence[str]],
                  is_regression: bool, batch_size: int, is_training: bool, seed: int = 0,
                  drop_remainder: bool = False, repeat: bool = False,
-                 dynamic_padding: bool = False) -> tf.data.Dataset:
+                 dynamic_padding: bool = False,
+                 preprocessor: Optional[AdapterTextPreprocessor] = None) -> tf.data.Dataset:
   """Returns a dataset of `({"input_word_ids", "input_mask", "input_type_ids"}, label)`.
 
   Features are int32 [batch, max_seq_length]; labels int32 class indices into
@@ -73,29 +54,51 @@ def make_dataset(examples: Sequence, *, vocab_file: str, do_lower_case: bool,
       multiple of 8) instead of max_seq_length. The batches hold the same
       examples; padding is masked, so only float rounding changes. Saves
       the padding's compute on CPU/GPU; not for TPU/XLA (static shapes).
+    preprocessor: an `AdapterTextPreprocessor` to use instead of one built
+      from vocab_file, do_lower_case and max_seq_length.
   """
   if not examples:
     raise UserInputError("no examples to build a dataset from; check the data files / split")
-  if not isinstance(batch_size, int) or batch_size < 1:
-    raise UserInputError(f"batch_size {batch_size!r} must be a positive integer")
   pairs = {e.text_b is not None for e in examples}
   if len(pairs) > 1:
     raise UserInputError("examples mix single sentences and pairs (text_b None for some only); "
                          "use one layout for the whole task")
   is_pair = pairs.pop()
-  pack = make_packer(vocab_file, do_lower_case, max_seq_length, is_pair)
-  labels = [_label_value(e, label_list, is_regression) for e in examples]
+  if preprocessor is None:
+    check_max_seq_length(max_seq_length, is_pair)
+    preprocessor = AdapterTextPreprocessor(vocab_file, do_lower_case, max_seq_length)
+  labels = encode_labels([e.label for e in examples], label_list, is_regression,
+                         [f"example {e.guid}" for e in examples])
+  texts_b = [e.text_b for e in examples] if is_pair else None
+  return text_dataset([e.text_a for e in examples], texts_b, labels, preprocessor,
+                      is_regression=is_regression, batch_size=batch_size,
+                      is_training=is_training, seed=seed, drop_remainder=drop_remainder,
+                      repeat=repeat, dynamic_padding=dynamic_padding)
 
-  texts = {"a": [e.text_a for e in examples]}
-  if is_pair:
-    texts["b"] = [e.text_b for e in examples]
-  label_dtype = tf.float32 if is_regression else tf.int32
-  ds = tf.data.Dataset.from_tensor_slices((texts, tf.constant(labels, label_dtype)))
-  ds = ds.batch(_TOKENIZE_BATCH).map(
-      lambda t, y: (pack(t["a"], t.get("b")), y), num_parallel_calls=tf.data.AUTOTUNE)
+
+def text_dataset(texts_a: Sequence[str], texts_b: Optional[Sequence[str]], labels,
+                 preprocessor, *, is_regression: bool = False, batch_size: int,
+                 is_training: bool = False, seed: Optional[int] = 0,
+                 drop_remainder: bool = False, repeat: bool = False,
+                 dynamic_padding: bool = False) -> tf.data.Dataset:
+  """Like `make_dataset`, from raw text lists and encoded labels (None: no labels,
+  features only). Tokenized in batches of 256 by `preprocessor`, then cached."""
+  if not isinstance(batch_size, int) or batch_size < 1:
+    raise UserInputError(f"batch_size {batch_size!r} must be a positive integer")
+  texts = {"a": list(texts_a)}
+  if texts_b is not None:
+    texts["b"] = list(texts_b)
+  if labels is None:
+    ds = tf.data.Dataset.from_tensor_slices(texts)
+    pack = lambda t: preprocessor(t["a"], t.get("b"))
+  else:
+    dtype = tf.float32 if is_regression else tf.int32
+    ds = tf.data.Dataset.from_tensor_slices((texts, tf.constant(labels, dtype)))
+    pack = lambda t, y: (preprocessor(t["a"], t.get("b")), y)
+  ds = ds.batch(_TOKENIZE_BATCH).map(pack, num_parallel_calls=tf.data.AUTOTUNE)
   ds = ds.unbatch().cache()
   if is_training:
-    ds = ds.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.shuffle(len(texts["a"]), seed=seed, reshuffle_each_iteration=True)
   if repeat:
     ds = ds.repeat()
   ds = ds.batch(batch_size, drop_remainder=drop_remainder)
@@ -108,16 +111,3 @@ def _cut_padding(features, labels):
   longest = tf.reduce_max(tf.reduce_sum(features["input_mask"], axis=1))
   length = (longest + 7) // 8 * 8  # few distinct shapes for oneDNN to plan
   return {k: v[:, :length] for k, v in features.items()}, labels
-
-
-def _label_value(example, label_list, is_regression):
-  """Float score, class index, or 0 for an unlabeled (test) example."""
-  if example.label is None:
-    return 0
-  if is_regression:
-    return float(example.label)
-  try:
-    return label_list.index(example.label)
-  except (ValueError, AttributeError):
-    raise UserInputError(f"example {example.guid}: label {example.label!r} is not in "
-                         f"label_list {label_list}; pass the task's label list") from None

@@ -40,32 +40,64 @@ class Example(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class _Spec:
-  """Layout of one GLUE task: 0-based columns; label_col -1 means the last column."""
+  """Everything known about one GLUE task, in one place.
+
+  Columns are 0-based; label_col -1 means the last column. `metric` is the
+  task's metric beside accuracy (or the regression metrics); `submission`
+  the file name the GLUE leaderboard expects; `tfds` the TFDS glue config,
+  its text features and label class names (`tfds_classes[i]` is the TSV
+  label `tfds_tsv_labels[i]`).
+  """
   labels: Optional[tuple]  # None: regression
   text_cols: tuple  # train/dev
   label_col: int  # train/dev
   test_cols: tuple
+  submission: str
+  tfds: str
+  tfds_texts: tuple
+  tfds_classes: Optional[tuple] = None
+  tfds_tsv_labels: Optional[tuple] = None
+  metric: Optional[str] = None  # "f1" (positive label "1"), "matthews_corr"
   header: bool = True  # train/dev start with a header row (test files always do)
   dev_file: str = "dev.tsv"
   test_file: str = "test.tsv"
+  folder: str = ""  # the task's folder in glue_data
+  tfds_splits: tuple = ("train", "validation", "test")
 
 
 _BIN = ("0", "1")
 _ENT = ("entailment", "not_entailment")
 _NLI = ("contradiction", "entailment", "neutral")
+_NLI_TFDS = ("entailment", "neutral", "contradiction")
+_PAIR = ("sentence1", "sentence2")
 _GLUE = {
-    "cola": _Spec(_BIN, (3,), 1, (1,), header=False),
-    "sst-2": _Spec(_BIN, (0,), 1, (1,)),
-    "mrpc": _Spec(_BIN, (3, 4), 0, (3, 4)),
-    "sts-b": _Spec(None, (7, 8), 9, (7, 8)),
-    "qqp": _Spec(_BIN, (3, 4), 5, (1, 2)),
-    "mnli": _Spec(_NLI, (8, 9), -1, (8, 9), dev_file="dev_matched.tsv",
-                  test_file="test_matched.tsv"),
-    "mnli-mm": _Spec(_NLI, (8, 9), -1, (8, 9), dev_file="dev_mismatched.tsv",
-                     test_file="test_mismatched.tsv"),
-    "qnli": _Spec(_ENT, (1, 2), 3, (1, 2)),
-    "rte": _Spec(_ENT, (1, 2), 3, (1, 2)),
-    "wnli": _Spec(_BIN, (1, 2), 3, (1, 2)),
+    "cola": _Spec(_BIN, (3,), 1, (1,), "CoLA", "cola", ("sentence",),
+                  ("unacceptable", "acceptable"), _BIN,
+                  metric="matthews_corr", header=False, folder="CoLA"),
+    "sst-2": _Spec(_BIN, (0,), 1, (1,), "SST-2", "sst2", ("sentence",),
+                   ("negative", "positive"), _BIN, folder="SST-2"),
+    "mrpc": _Spec(_BIN, (3, 4), 0, (3, 4), "MRPC", "mrpc", _PAIR,
+                  ("not_equivalent", "equivalent"), _BIN, metric="f1",
+                  folder="MRPC"),
+    "sts-b": _Spec(None, (7, 8), 9, (7, 8), "STS-B", "stsb", _PAIR,
+                   folder="STS-B"),
+    "qqp": _Spec(_BIN, (3, 4), 5, (1, 2), "QQP", "qqp",
+                 ("question1", "question2"), ("not_duplicate", "duplicate"),
+                 _BIN, metric="f1", folder="QQP"),
+    "mnli": _Spec(_NLI, (8, 9), -1, (8, 9), "MNLI-m", "mnli",
+                  ("premise", "hypothesis"), _NLI_TFDS, _NLI_TFDS,
+                  dev_file="dev_matched.tsv", test_file="test_matched.tsv",
+                  folder="MNLI", tfds_splits=("train", "validation_matched",
+                                              "test_matched")),
+    "mnli-mm": _Spec(_NLI, (8, 9), -1, (8, 9), "MNLI-mm", "",
+                     ("premise", "hypothesis"), dev_file="dev_mismatched.tsv",
+                     test_file="test_mismatched.tsv", folder="MNLI"),
+    "qnli": _Spec(_ENT, (1, 2), 3, (1, 2), "QNLI", "qnli",
+                  ("question", "sentence"), _ENT, _ENT, folder="QNLI"),
+    "rte": _Spec(_ENT, (1, 2), 3, (1, 2), "RTE", "rte", _PAIR, _ENT, _ENT,
+                 folder="RTE"),
+    "wnli": _Spec(_BIN, (1, 2), 3, (1, 2), "WNLI", "wnli", _PAIR,
+                  ("not_entailment", "entailment"), _BIN, folder="WNLI"),
 }
 TASK_NAMES = tuple(_GLUE) + ("generic",)
 # Normalized (lower case, no "-", "_" or spaces) alias -> canonical name.
@@ -82,6 +114,15 @@ def canonical_task_name(task_name: str) -> str:
   if name is None:
     raise UserInputError(f"unknown task_name {task_name!r}; known: {', '.join(TASK_NAMES)}")
   return name
+
+
+def spec(task_name: str) -> _Spec:
+  """The facts of a GLUE task (any accepted spelling)."""
+  name = canonical_task_name(task_name)
+  if name == "generic":
+    raise UserInputError("the generic task has no GLUE facts; pass its "
+                         "layout (text columns, labels) yourself")
+  return _GLUE[name]
 
 
 def get_processor(task_name: str, **generic_options) -> "Processor":
@@ -140,7 +181,9 @@ class Processor:
   """Reads one GLUE task's official TSV files into `Example`s.
 
   Attributes: name (canonical task name), labels (list of str, None for
-  regression), is_regression, is_pair (two texts per example).
+  regression), is_regression, is_pair (two texts per example), metric (the
+  metric beside accuracy, or None), submission_name (GLUE leaderboard file
+  stem).
   """
 
   def __init__(self, name: str, spec: _Spec):
@@ -148,6 +191,8 @@ class Processor:
     self._spec = spec
     self.is_regression = spec.labels is None
     self.is_pair = len(spec.text_cols) == 2
+    self.metric = spec.metric
+    self.submission_name = spec.submission
     self._labels = None if spec.labels is None else list(spec.labels)
 
   @property
@@ -265,6 +310,7 @@ class GenericProcessor(Processor):
                is_regression: bool = False, delimiter: Optional[str] = None,
                has_header: bool = True):
     self.name = "generic"
+    self.metric, self.submission_name = None, "generic"
     self.is_regression = bool(is_regression)
     if is_regression and label_list is not None:
       raise UserInputError("generic task: give label_list or is_regression, not both")

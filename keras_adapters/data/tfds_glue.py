@@ -29,26 +29,11 @@ class _Config(typing.NamedTuple):
   splits: tuple = ("train", "validation", "test")  # TFDS train/dev/test
 
 
-_BIN = ("0", "1")
-_ENT = ("entailment", "not_entailment")
+# TFDS config name -> _Config, from the one table of GLUE facts (glue.py).
 CONFIGS = {
-    "cola": _Config("cola", "CoLA", ("sentence",),
-                    ("unacceptable", "acceptable"), _BIN),
-    "sst2": _Config("sst-2", "SST-2", ("sentence",),
-                    ("negative", "positive"), _BIN),
-    "mrpc": _Config("mrpc", "MRPC", ("sentence1", "sentence2"),
-                    ("not_equivalent", "equivalent"), _BIN),
-    "qqp": _Config("qqp", "QQP", ("question1", "question2"),
-                   ("not_duplicate", "duplicate"), _BIN),
-    "stsb": _Config("sts-b", "STS-B", ("sentence1", "sentence2"), None, None),
-    "mnli": _Config("mnli", "MNLI", ("premise", "hypothesis"),
-                    ("entailment", "neutral", "contradiction"),
-                    ("entailment", "neutral", "contradiction"),
-                    ("train", "validation_matched", "test_matched")),
-    "qnli": _Config("qnli", "QNLI", ("question", "sentence"), _ENT, _ENT),
-    "rte": _Config("rte", "RTE", ("sentence1", "sentence2"), _ENT, _ENT),
-    "wnli": _Config("wnli", "WNLI", ("sentence1", "sentence2"),
-                    ("not_entailment", "entailment"), _BIN),
+    s.tfds: _Config(task, s.folder, s.tfds_texts, s.tfds_classes,
+                    s.tfds_tsv_labels, s.tfds_splits)
+    for task, s in glue._GLUE.items() if s.tfds  # pylint: disable=protected-access
 }
 SPLITS = dict(train=0, dev=1, test=2)  # glue.py split -> index in .splits
 

@@ -25,7 +25,9 @@ import tf_keras
 
 from keras_adapters import adapter_pack
 from keras_adapters.errors import UserInputError
-from keras_adapters.serving import export as single
+from keras_adapters.models.text_preprocessor import AdapterTextPreprocessor
+from keras_adapters.models.text_preprocessor import IDS
+from keras_adapters.serving import common
 
 
 class _Context:
@@ -109,7 +111,7 @@ def check_packs(packs, multitask=True):
 class MultiTaskServer(tf.Module):
   """The shared model, stacked task variables and the serving functions."""
 
-  def __init__(self, packs, pretrained, max_seq_length=None):
+  def __init__(self, packs, pretrained, max_seq_length=None, is_pair=None):
     super().__init__(name="multitask_server")
     from keras_adapters.classifier import build_classifier  # pylint: disable=g-import-not-at-top
     from keras_adapters.tuning import _leaves
@@ -119,7 +121,10 @@ class MultiTaskServer(tf.Module):
     self.is_regression = [bool(c.get("is_regression")) for c in configs]
     self.num_classes = [1 if r else len(c["labels"])
                         for r, c in zip(self.is_regression, configs)]
-    self.is_pair = [single.task_is_pair(c) for c in configs]
+    if is_pair is None:
+      from keras_adapters.serving.export import task_is_pair  # pylint: disable=g-import-not-at-top
+      is_pair = [task_is_pair(c, p) for c, p in zip(configs, packs)]
+    self.is_pair = list(is_pair)
     max_classes = max(self.num_classes)
     self.max_seq_length = max_seq_length or max(
         c.get("max_seq_length", 128) for c in configs)
@@ -132,7 +137,7 @@ class MultiTaskServer(tf.Module):
       if c.get("fingerprint") != fingerprint:
         raise UserInputError(f"{path} was trained on another backbone; "
                              "export packs of one backbone together")
-    self.max_positions = single.check_max_seq_length(
+    self.max_positions = common.max_positions(
         self.max_seq_length, any(self.is_pair), encoder)
     self.vocab_size = int(encoder.get_config()["vocab_size"])
 
@@ -170,10 +175,10 @@ class MultiTaskServer(tf.Module):
       object.__setattr__(leaf, "_mt_stack", by_attr)
       self.task_variables.update({v.name.replace(":0", ""): v
                                   for v in by_attr.values()})
-    self._model = single._Untracked(model)  # pylint: disable=protected-access
-    self.model_variables = {k: v for k, v in single.named_variables(
+    self._model = common.Untracked(model)
+    self.model_variables = {k: v for k, v in common.named_variables(
         model, encoder).items() if not any(v is t for t in model.trainable_variables)}
-    self.tokenizer, self.packer = single.make_text_layers(
+    self.preprocessor = AdapterTextPreprocessor(
         pretrained.vocab_file, pretrained.do_lower_case, self.max_seq_length)
     labels = [(c.get("labels") or []) if not r else []
               for r, c in zip(self.is_regression, configs)]
@@ -216,7 +221,7 @@ class MultiTaskServer(tf.Module):
                 score=score, num_classes=num_classes)
 
   def serve_text(self, task, text_a, text_b):
-    task, text_a, text_b = single.rank_checked(task, text_a, text_b)
+    task, text_a, text_b = common.rank_checked(task, text_a, text_b)
     checks = [tf.debugging.assert_equal(
         tf.size(task), tf.size(text_a),
         message="task and text_a must have the same batch size"),
@@ -225,21 +230,20 @@ class MultiTaskServer(tf.Module):
                   message="task and text_b must have the same batch size")]
     with tf.control_dependencies(checks):
       ids = self.task_ids(task)
-    a = self.tokenizer(text_a)
-    one = self.packer([a])
-    two = self.packer([a, self.tokenizer(text_b)])
+    one = self.preprocessor(text_a)
+    two = self.preprocessor(text_a, text_b)
     pair = tf.gather(tf.constant(self.is_pair), ids)[:, None]
-    packed = [tf.where(pair, two[k], one[k]) for k in single.IDS]
+    packed = [tf.where(pair, two[k], one[k]) for k in IDS]
     return self._outputs(ids, *packed)
 
   def serve_ids(self, task, input_word_ids, input_mask, input_type_ids):
-    task, = single.rank_checked(task)
+    task, = common.rank_checked(task)
     check = tf.debugging.assert_equal(
         tf.size(task), tf.shape(input_word_ids)[0],
         message="task and input_word_ids must have the same batch size")
     with tf.control_dependencies([check]):
       ids = self.task_ids(task)
-    return self._outputs(ids, *single.check_ids(
+    return self._outputs(ids, *common.check_ids(
         input_word_ids, input_mask, input_type_ids, self.vocab_size,
         self.max_positions))
 
@@ -262,7 +266,7 @@ class MultiTaskServer(tf.Module):
 
 
 def export_multitask(packs, export_dir, pretrained=None, max_seq_length=None,
-                     include_text=True, **load_kwargs):
+                     include_text=True, is_pair=None, **load_kwargs):
   """Exports one SavedModel serving every pack in `packs` on one backbone.
 
   Args:
@@ -272,10 +276,12 @@ def export_multitask(packs, export_dir, pretrained=None, max_seq_length=None,
     pretrained: the backbone (`load_pretrained(**load_kwargs)` by default).
     max_seq_length: default: the largest of the packs'.
     include_text: False writes the token-id signature only (plain TF ops).
+    is_pair: per pack, whether it takes text pairs (default: what each
+      pack records).
   Returns: export_dir.
   """
   if pretrained is None:
     from keras_adapters.loaders import load_pretrained  # pylint: disable=g-import-not-at-top
     pretrained = load_pretrained(**load_kwargs)
-  server = MultiTaskServer(list(packs), pretrained, max_seq_length)
-  return single._save(server, export_dir, server.signatures(include_text))  # pylint: disable=protected-access
+  server = MultiTaskServer(list(packs), pretrained, max_seq_length, is_pair)
+  return common.save(server, export_dir, server.signatures(include_text))

@@ -1,0 +1,307 @@
+"""AdapterTextClassifier: BERT + adapters + head, with its preprocessor attached."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+from official.nlp.modeling import models
+
+from keras_adapters import adapter_pack
+from keras_adapters import distribute
+from keras_adapters import training
+from keras_adapters import tuning
+from keras_adapters.data import features
+from keras_adapters.data import glue
+from keras_adapters.errors import UserInputError
+from keras_adapters.models import task_inputs
+from keras_adapters.models.text_preprocessor import AdapterTextPreprocessor
+from keras_adapters.models.text_preprocessor import check_max_seq_length
+
+# Where adapters sit and how they compute. Only the paper's serial adapter
+# (after the attention and FFN projections) exists today; other placements
+# (Pfeiffer, parallel) become further values of this one setting.
+ADAPTER_TYPES = ("houlsby",)
+
+
+def _task_facts(task_name, num_classes, labels, regression):
+  """(labels or None, is_regression, is_pair or None, num_classes)."""
+  is_pair = None
+  if task_name and glue.canonical_task_name(task_name) != "generic":
+    processor = glue.get_processor(task_name)
+    labels = labels if labels is not None else processor.labels
+    regression, is_pair = processor.is_regression, processor.is_pair
+  if regression:
+    if labels is not None or num_classes not in (None, 1):
+      raise UserInputError("a regression task has one output: drop labels/"
+                           "num_classes, or regression=True")
+    return None, True, is_pair, 1
+  if labels is not None:
+    labels = [str(l) for l in labels]
+    if num_classes not in (None, len(labels)) or len(set(labels)) < 2:
+      raise UserInputError(f"labels {labels} must be >= 2 distinct labels "
+                           f"(and match num_classes={num_classes})")
+    return labels, False, is_pair, len(labels)
+  if not isinstance(num_classes, int) or num_classes < 2:
+    raise UserInputError("pass num_classes (>= 2), labels=[...], "
+                         "regression=True, or a GLUE task_name")
+  return None, False, is_pair, num_classes
+
+
+@tf_keras.utils.register_keras_serializable(package="keras_adapters")
+class AdapterTextClassifier(models.BertClassifier):
+  """Sentence(-pair) classifier or regressor tuned with adapters.
+
+  Model Garden's `BertClassifier` (pooled output, dropout, dense) over a
+  pretrained encoder prepared for `fine_tune_mode` (adapters added for
+  "adapter"), with an `AdapterTextPreprocessor` attached: `fit`, `predict`
+  and `evaluate` take raw strings, or `(texts_a, texts_b)` for pairs.
+  Without a `compile` call, `fit` uses the paper's AdamW (warmup 10 %,
+  linear decay to 0) sized from its epochs and data.
+
+  Build it with `from_preset`; `save_adapters`/`load_adapters` keep only
+  what the task trained; `export` writes a TF Serving SavedModel.
+  """
+
+  def __init__(self, encoder, preprocessor, num_classes=None, *, labels=None,
+               regression=False, task_name="", fine_tune_mode="adapter",
+               adapter_type="houlsby", adapter_size=64,
+               adapter_init_scale=1e-3, top_k_layers=1, dropout_rate=0.1,
+               seed=None, model_description="", **kwargs):
+    if adapter_type not in ADAPTER_TYPES:
+      raise UserInputError(f"unknown adapter_type {adapter_type!r}; "
+                           f"choose one of {', '.join(ADAPTER_TYPES)}")
+    labels, regression, is_pair, num_classes = _task_facts(
+        task_name, num_classes, labels, regression)
+    encoder = tuning.prepare_encoder(encoder, fine_tune_mode, adapter_size,
+                                     adapter_init_scale)
+    super().__init__(
+        encoder, num_classes=num_classes, dropout_rate=dropout_rate,
+        initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02),
+        **kwargs)
+    tuning.set_fine_tune_mode(self, encoder, fine_tune_mode, top_k_layers)
+    # Untracked: checkpoints hold exactly the variables of a BertClassifier.
+    object.__setattr__(self, "_preprocessor", preprocessor)
+    object.__setattr__(self, "seed", seed)
+    object.__setattr__(self, "task_config", dict(
+        task_name=task_name and glue.canonical_task_name(task_name),
+        labels=labels, num_classes=num_classes, is_regression=regression,
+        is_pair=is_pair, fine_tune_mode=fine_tune_mode, adapter_type=adapter_type,
+        adapter_size=adapter_size, adapter_init_scale=adapter_init_scale,
+        top_k_layers=top_k_layers,
+        max_seq_length=getattr(preprocessor, "max_seq_length", None),
+        do_lower_case=getattr(preprocessor, "lower_case", None),
+        model=model_description))
+
+  @classmethod
+  def from_pretrained(cls, pretrained, max_seq_length=128, **config):
+    """Builds on a `keras_adapters.loaders.Pretrained` backbone."""
+    preprocessor = AdapterTextPreprocessor(
+        pretrained.vocab_file, pretrained.do_lower_case, max_seq_length)
+    return cls(pretrained.encoder, preprocessor,
+               model_description=pretrained.description, **config)
+
+  @classmethod
+  def from_preset(cls, preset="all-MiniLM-L6-v2", *, seed=None,
+                  bert_config_file=None, vocab_file=None, do_lower_case=None,
+                  max_seq_length=128, **config):
+    """A classifier on a pretrained BERT with fresh adapters and head.
+
+    Args:
+      preset: a preset name (all-MiniLM-L6-v2), or a path: a TF Hub BERT
+        SavedModel directory, a Google TF1 or Model Garden checkpoint (with
+        `bert_config_file`, or bert_config.json beside it), or a safetensors
+        BERT directory.
+      seed: seeds Python, NumPy and TF before the weights are created, and
+        the shuffling of `fit`: the drivers' `--seed`.
+      vocab_file, do_lower_case: default to the model's own.
+      max_seq_length: wordpieces per example, [CLS] and [SEP]s included.
+      **config: num_classes, labels (strings welcome), regression,
+        task_name (a GLUE name sets labels, pairs and metrics),
+        fine_tune_mode, adapter_size, adapter_init_scale, top_k_layers,
+        dropout_rate.
+    """
+    from keras_adapters.loaders import load_pretrained  # pylint: disable=g-import-not-at-top
+    if seed is not None:
+      tf_keras.utils.set_random_seed(seed)
+    pretrained = load_pretrained(
+        vocab_file=vocab_file, do_lower_case=do_lower_case,
+        bert_config_file=bert_config_file, **task_inputs.model_source(preset))
+    return cls.from_pretrained(pretrained, max_seq_length, seed=seed,
+                               **config)
+
+  @property
+  def encoder(self):
+    return self._network
+
+  @property
+  def preprocessor(self):
+    return self._preprocessor
+
+  @property
+  def labels(self):
+    return self.task_config["labels"]
+
+  @property
+  def is_regression(self):
+    return self.task_config["is_regression"]
+
+  def parameter_report(self):
+    return tuning.parameter_report(self, self.encoder)
+
+  def compile_adamw(self, num_train_steps, learning_rate=None,
+                    warmup_proportion=0.1, **compile_kwargs):
+    """Compiles with the drivers' optimizer, loss and metrics: Model
+    Garden's AdamW, linear warmup then decay to 0 over `num_train_steps`,
+    at the mode's default rate unless `learning_rate` is given."""
+    learning_rate = learning_rate or training.DEFAULT_LEARNING_RATES[
+        self.task_config["fine_tune_mode"]]
+    if self.is_regression:
+      loss, metrics = tf_keras.losses.MeanSquaredError(), []
+    else:
+      loss = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+      metrics = ["accuracy"]
+    with self.distribute_strategy.scope():
+      optimizer = training.create_optimizer(
+          learning_rate, max(1, int(num_train_steps)), warmup_proportion)
+      self.compile(optimizer=optimizer, loss=loss, metrics=metrics,
+                   **compile_kwargs)
+    return learning_rate
+
+  def _texts(self, x):
+    if self.preprocessor is None:
+      raise UserInputError("this classifier has no preprocessor: build it "
+                           "with from_preset to pass raw text")
+    texts_a, texts_b = task_inputs.split_texts(x)
+    if self.task_config["is_pair"] is None:
+      check_max_seq_length(self.preprocessor.max_seq_length,
+                           texts_b is not None)
+      self.task_config["is_pair"] = texts_b is not None
+    elif self.task_config["is_pair"] != (texts_b is not None):
+      want = "(texts_a, texts_b)" if self.task_config["is_pair"] else "texts"
+      raise UserInputError(f"this classifier takes {want}, as it was "
+                           "trained; pass them in that layout")
+    return texts_a, texts_b
+
+  def train_batches(self, x, y, batch_size, skip=0, dynamic_padding=False):
+    """(dataset, steps_per_epoch): the repeated, shuffled global batches of
+    `fit` (full batches only), positioned `skip` batches in."""
+    texts_a, texts_b = self._texts(x)
+    steps = task_inputs.check_training_size(len(texts_a), y, batch_size)
+    labels = task_inputs.encode(y, self.task_config)
+    ds = features.text_dataset(
+        texts_a, texts_b, labels, self.preprocessor,
+        is_regression=self.is_regression, batch_size=batch_size,
+        is_training=True, seed=self.seed, drop_remainder=True, repeat=True,
+        dynamic_padding=dynamic_padding)
+    return (ds.skip(skip) if skip else ds), steps
+
+  def _eval_batches(self, x, y=None, batch_size=32):
+    """Full static batches (padded at the end); keep len(x) outputs."""
+    if isinstance(x, tf.data.Dataset):
+      return task_inputs.map_strings(x, self), None
+    texts_a, texts_b = self._texts(x)
+    labels = None if y is None else task_inputs.encode(y, self.task_config)
+    ds = features.text_dataset(texts_a, texts_b, labels, self.preprocessor,
+                               is_regression=self.is_regression,
+                               batch_size=batch_size)
+    return distribute.padded_batches(ds, len(texts_a), batch_size), len(
+        texts_a)
+
+  def fit(self, x=None, y=None, batch_size=32, epochs=1, validation_data=None,
+          steps_per_epoch=None, callbacks=None, verbose="auto", **kwargs):
+    """`Model.fit` on raw strings (or a dataset of string batches)."""
+    if task_inputs.holds_ids(x):
+      return super().fit(x, y, batch_size=None, epochs=epochs,
+                         validation_data=validation_data,
+                         steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+                         verbose=verbose, **kwargs)
+    if isinstance(x, tf.data.Dataset):
+      data, steps = task_inputs.map_strings(x, self), None
+    else:
+      batches, steps = self.train_batches(x, y, batch_size)
+      data = distribute.per_replica_input(lambda: batches)
+    steps_per_epoch = steps_per_epoch or steps or task_inputs.count(x)
+    if not self._is_compiled:
+      self.compile_adamw(steps_per_epoch * epochs)
+    if validation_data is not None and not isinstance(
+        validation_data, tf.data.Dataset):
+      validation_data = self._eval_batches(*validation_data, batch_size)[0]
+    return super().fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                       validation_data=validation_data, callbacks=callbacks,
+                       verbose=verbose, **kwargs)
+
+  def predict_logits(self, x, batch_size=32, **kwargs):
+    """Logits [n, classes] (regression: [n, 1])."""
+    if task_inputs.holds_ids(x):
+      return super().predict(x, **kwargs)
+    batches, n = self._eval_batches(x, batch_size=batch_size)
+    kwargs.setdefault("verbose", 0)
+    outputs = super().predict(batches, **kwargs)
+    return outputs if n is None else outputs[:n]
+
+  def predict(self, x, batch_size=32, **kwargs):
+    """Class probabilities [n, classes], or scores [n] for regression."""
+    logits = self.predict_logits(x, batch_size, **kwargs)
+    if self.is_regression:
+      return logits[:, 0]
+    return tf.nn.softmax(logits).numpy()
+
+  def predict_labels(self, x, batch_size=32, **kwargs):
+    """The predicted label of each text (class index without labels)."""
+    outputs = self.predict(x, batch_size, **kwargs)
+    if self.is_regression:
+      return outputs
+    index = outputs.argmax(-1)
+    return [self.labels[i] for i in index] if self.labels else index
+
+  def evaluate(self, x=None, y=None, batch_size=32, **kwargs):
+    """{metric: value}: the task's metrics (scikit-learn/SciPy)."""
+    from keras_adapters import metrics  # pylint: disable=g-import-not-at-top
+    if "_use_cached_eval_dataset" in kwargs or task_inputs.holds_ids(x):
+      return super().evaluate(x, y, batch_size=batch_size, **kwargs)
+    logits = self.predict_logits(x, batch_size, **kwargs)
+    gold = np.asarray(task_inputs.encode(y, self.task_config))
+    predicted = logits[:, 0] if self.is_regression else logits.argmax(-1)
+    return metrics.compute_metrics(task_inputs.metric_task(self.task_config),
+                                   gold, predicted)
+
+  def save_adapters(self, path):
+    """Writes what this task trained, its config and the backbone's
+    fingerprint to `path` (.npz)."""
+    adapter_pack.save_adapter_pack(path, self, self.encoder, self.task_config)
+    return path
+
+  @classmethod
+  def load_adapters(cls, path, preset="all-MiniLM-L6-v2", pretrained=None,
+                    max_seq_length=None, **load_kwargs):
+    """A classifier rebuilt from the pack at `path` on its backbone
+    (`preset`, as in `from_preset`, or a loaded `pretrained`), with the
+    pack's max_seq_length unless `max_seq_length` is given."""
+    config, _ = adapter_pack.read_pack(path)
+    settings = task_inputs.settings_from_pack(config)
+    max_seq_length = max_seq_length or config.get("max_seq_length", 128)
+    if pretrained is None:
+      model = cls.from_preset(preset, max_seq_length=max_seq_length,
+                              **settings, **load_kwargs)
+    else:
+      model = cls.from_pretrained(pretrained, max_seq_length, **settings)
+    if config.get("is_pair") is not None:
+      model.task_config["is_pair"] = config["is_pair"]
+    adapter_pack.load_adapter_pack(path, model, model.encoder)
+    return model
+
+  def export(self, export_dir, include_text=True):
+    """Writes a TF Serving SavedModel (raw-text `serving_default` and
+    token-id `serving_ids`; see docs/serving.md)."""
+    from keras_adapters.serving.export import export_classifier  # pylint: disable=g-import-not-at-top
+    c = self.task_config
+    if c["is_pair"] is None:
+      raise UserInputError("export needs to know whether the task takes one "
+                           "text or a pair: fit or evaluate first")
+    labels = c["labels"] or [str(i) for i in range(self.num_classes)]
+    return export_classifier(
+        export_dir, self, self.encoder, preprocessor=self.preprocessor,
+        labels=None if c["is_regression"] else labels,
+        is_regression=c["is_regression"], is_pair=c["is_pair"],
+        task_name=c["task_name"], include_text=include_text)

@@ -1,0 +1,99 @@
+"""The one place where raw text becomes BERT inputs."""
+
+import os
+
+import tf_keras
+from official.nlp.modeling import layers
+
+from keras_adapters.errors import UserInputError
+
+MAX_SEQ_LENGTH_LIMIT = 512  # BERT's position embeddings
+IDS = ("input_word_ids", "input_mask", "input_type_ids")
+
+
+def check_max_seq_length(max_seq_length, is_pair, limit=MAX_SEQ_LENGTH_LIMIT):
+  """[CLS] + [SEP] (+ [SEP]) must fit, and the model's positions must too."""
+  need = 3 if is_pair else 2
+  if not isinstance(max_seq_length, int) or not need <= max_seq_length <= limit:
+    raise UserInputError(
+        f"max_seq_length {max_seq_length!r} out of range: need {need}..{limit} "
+        f"([CLS] + {'2 x [SEP]' if is_pair else '[SEP]'} take {need}); set "
+        "max_seq_length e.g. 128")
+  return max_seq_length
+
+
+@tf_keras.utils.register_keras_serializable(package="keras_adapters")
+class AdapterTextPreprocessor(tf_keras.layers.Layer):
+  """Raw strings (one text, or a pair) -> BERT input ids.
+
+  tensorflow-text WordPiece through Model Garden's `BertTokenizer`, packed by
+  `BertPackInputs` (pairs truncated round-robin, which for two segments keeps
+  Google BERT's longest-first tokens). Called on `text_a` [batch] and an
+  optional `text_b` [batch], it returns {"input_word_ids", "input_mask",
+  "input_type_ids"}, int32 [batch, max_seq_length]. It runs in tf.data, in
+  the serving graph and in the multi-task server alike.
+
+  >>> import os
+  >>> from keras_adapters.presets import load_preset
+  >>> vocab = load_preset()[1]
+  >>> pre = AdapterTextPreprocessor(vocab, lower_case=True, max_seq_length=8)
+  >>> pre(["Hello world"])["input_word_ids"].numpy().tolist()
+  [[101, 7592, 2088, 102, 0, 0, 0, 0]]
+  """
+
+  def __init__(self, vocab_file, lower_case=True, max_seq_length=128,
+               **kwargs):
+    super().__init__(**kwargs)
+    check_max_seq_length(max_seq_length, is_pair=False)
+    if not os.path.isfile(vocab_file):
+      raise UserInputError(f"vocab file {vocab_file} not found; pass the "
+                           "vocab.txt of the BERT checkpoint (--vocab_file)")
+    self.vocab_file, self.lower_case = vocab_file, bool(lower_case)
+    self.max_seq_length = max_seq_length
+    self.tokenizer = layers.BertTokenizer(vocab_file=vocab_file,
+                                          lower_case=self.lower_case)
+    self.packer = layers.BertPackInputs(
+        max_seq_length,
+        special_tokens_dict=self.tokenizer.get_special_tokens_dict())
+
+  def call(self, text_a, text_b=None):
+    segments = [self.tokenizer(text_a)]
+    if text_b is not None:
+      segments.append(self.tokenizer(text_b))
+    return self.packer(segments)
+
+  def get_config(self):
+    return dict(super().get_config(), vocab_file=self.vocab_file,
+                lower_case=self.lower_case,
+                max_seq_length=self.max_seq_length)
+
+
+def encode_labels(values, labels, is_regression, names=None):
+  """Task labels -> class indices into `labels` (float scores for regression).
+
+  A label may be the label string itself or, for labels written as numbers
+  ("0", "1"), that number. Without `labels`, integers 0..n-1 are the classes.
+  None (an unlabeled test example) becomes 0. `names[i]` names example i in
+  errors.
+  """
+  index = {str(l): i for i, l in enumerate(labels or [])}
+  out = []
+  for i, value in enumerate(values):
+    where = names[i] if names else f"example {i}"
+    if value is None:
+      out.append(0)
+    elif is_regression:
+      try:
+        out.append(float(value))
+      except (TypeError, ValueError):
+        raise UserInputError(f"{where}: score {value!r} is not a number; a "
+                             "regression task needs numeric labels") from None
+    elif labels is not None:
+      key = str(value.decode() if isinstance(value, bytes) else value)
+      if key not in index:
+        raise UserInputError(f"{where}: label {value!r} is not in label_list "
+                             f"{list(labels)}; pass the task's label list")
+      out.append(index[key])
+    else:
+      out.append(value)
+  return out

@@ -1,0 +1,160 @@
+"""Sentence(-pair) classification and regression (GLUE or any CSV/TSV) as a
+task of the experiment runner: data, model, evaluation and output files."""
+
+import dataclasses
+import os
+from typing import Optional
+
+from keras_adapters.data import glue
+from keras_adapters.errors import UserInputError
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSource:
+  """Where the examples come from: GLUE/CSV files or a prepared TFDS set."""
+  task_name: Optional[str] = None
+  data_dir: Optional[str] = None
+  tfds_name: Optional[str] = None
+  tfds_data_dir: Optional[str] = None
+  generic_options: Optional[dict] = None  # glue.GenericProcessor's keywords
+
+  def processor(self):
+    task_name = self.task_name
+    if self.tfds_name:
+      from keras_adapters.data import tfds_glue  # pylint: disable=g-import-not-at-top
+      tfds_task = tfds_glue.config_of(self.tfds_name)[1].task
+      if task_name and glue.canonical_task_name(task_name) != tfds_task:
+        raise UserInputError(f"--task_name={task_name} does not match "
+                             f"--tfds_name={self.tfds_name}; drop --task_name")
+      task_name = tfds_task
+    if glue.canonical_task_name(task_name) == "generic":
+      return glue.get_processor(task_name, **(self.generic_options or {}))
+    return glue.get_processor(task_name)
+
+  def read(self, processor, split):
+    if self.tfds_name:
+      from keras_adapters.data import tfds_glue  # pylint: disable=g-import-not-at-top
+      return tfds_glue.read_examples(self.tfds_name, self.tfds_data_dir, split)
+    return processor.get_examples(self.data_dir, split)
+
+
+def _texts(examples):
+  """`AdapterTextClassifier` input: texts, or (texts_a, texts_b)."""
+  texts_a = [e.text_a for e in examples]
+  if examples[0].text_b is None:
+    return texts_a
+  return texts_a, [e.text_b for e in examples]
+
+
+class ClassificationTask:
+  """run_classifier.py's task: reads every split it needs up front (so bad
+  data fails before any slow work), then builds an `AdapterTextClassifier`
+  and writes eval_results.txt, test_results.tsv and the GLUE submission."""
+
+  def __init__(self, source, splits, *, max_seq_length=128,
+               dynamic_padding=False, eval_batch_size=32,
+               predict_batch_size=32):
+    self.processor = source.processor()
+    self.examples = {split: source.read(self.processor, split)
+                     for split in splits}
+    self.labels = self.processor.labels  # inferred from train if generic
+    self.max_seq_length = max_seq_length
+    self.dynamic_padding = dynamic_padding
+    self.batch_size = dict(dev=eval_batch_size, test=predict_batch_size)
+
+  def check_pack(self, config):
+    if config.get("labels") != self.labels:
+      raise UserInputError(
+          f"the adapter pack was trained with labels {config.get('labels')}, "
+          f"task {self.processor.name} has {self.labels}; use the pack of "
+          "this task")
+
+  def prepare(self, pretrained, settings):
+    del pretrained, settings
+
+  def build_model(self, pretrained, settings):
+    from keras_adapters.models import AdapterTextClassifier  # pylint: disable=g-import-not-at-top
+    model = AdapterTextClassifier.from_pretrained(
+        pretrained, self.max_seq_length, task_name=self.processor.name,
+        labels=None if self.processor.is_regression else self.labels,
+        regression=self.processor.is_regression, seed=settings.seed,
+        fine_tune_mode=settings.fine_tune_mode,
+        adapter_size=settings.adapter_size,
+        adapter_init_scale=settings.adapter_init_scale,
+        top_k_layers=settings.top_k_layers)
+    model.task_config["is_pair"] = self.processor.is_pair
+    return model, model.encoder
+
+  def compile(self, model, settings, total_steps):
+    model.compile_adamw(total_steps, settings.learning_rate,
+                        settings.warmup_proportion,
+                        jit_compile=settings.jit_compile)
+
+  def num_train_examples(self):
+    return len(self.examples.get("train", []))
+
+  def num_train_batches(self, settings):
+    return self.num_train_examples() // settings.train_batch_size
+
+  def train_batches(self, model, settings, skip):
+    train = self.examples["train"]
+    return model.train_batches(
+        _texts(train), [e.label for e in train], settings.train_batch_size,
+        skip, self.dynamic_padding)[0]
+
+  def pack_config(self, model, settings, pretrained):
+    del settings, pretrained  # the model's task_config has it all
+    return model.task_config
+
+  def after_training(self, model, encoder, settings, step, chief, strategy):
+    """Export, then dev metrics and test predictions, as the flags ask."""
+    del encoder
+    if settings.export_dir:
+      self._export(model, settings, chief, strategy)
+    if "dev" in self.examples:
+      self._evaluate(model, settings.output_dir, step, chief)
+    if "test" in self.examples:
+      self._predict(model, settings.output_dir, chief)
+
+  def _export(self, model, settings, chief, strategy):
+    from keras_adapters import distribute  # pylint: disable=g-import-not-at-top
+    # Every worker saves (collectively); non-chief ones into their own dir.
+    export_dir = settings.export_dir if chief else os.path.join(
+        distribute.worker_dir(strategy, settings.output_dir), "export")
+    model.export(export_dir)
+    distribute.remove_worker_dir(strategy, settings.output_dir)
+    if chief:
+      print(f"Exported a SavedModel for TF Serving to {settings.export_dir}")
+
+  def _evaluate(self, model, output_dir, step, chief):
+    from keras_adapters import training  # pylint: disable=g-import-not-at-top
+    dev = self.examples["dev"]
+    result = model.evaluate(_texts(dev), [e.label for e in dev],
+                            self.batch_size["dev"])
+    lines = [f"eval_{k} = {v:.6f}" for k, v in sorted(result.items())]
+    text = "\n".join(lines + [f"global_step = {step}"]) + "\n"
+    path = os.path.join(output_dir, "eval_results.txt")
+    if chief:
+      training.write_atomically(path, text)
+      print(f"***** Eval results ({len(dev)} dev examples) -> {path}")
+      print(text, end="")
+
+  def _predict(self, model, output_dir, chief):
+    from keras_adapters import training  # pylint: disable=g-import-not-at-top
+    outputs = model.predict(_texts(self.examples["test"]),
+                            self.batch_size["test"])
+    if not chief:
+      return
+    if self.processor.is_regression:
+      rows = [f"{x:.6f}" for x in outputs]
+      submission = [f"{x:.3f}" for x in outputs]
+    else:
+      rows = ["\t".join(f"{p:.6f}" for p in row) for row in outputs]
+      submission = [self.labels[i] for i in outputs.argmax(-1)]
+    training.write_atomically(os.path.join(output_dir, "test_results.tsv"),
+                              "\n".join(rows) + "\n")
+    glue_file = os.path.join(output_dir,
+                             self.processor.submission_name + ".tsv")
+    training.write_atomically(glue_file, "index\tprediction\n" + "".join(
+        f"{i}\t{p}\n" for i, p in enumerate(submission)))
+    print(f"Wrote test_results.tsv and {glue_file}")
