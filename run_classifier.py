@@ -27,6 +27,10 @@ flags.DEFINE_bool("dynamic_padding", False, "Pad each training batch only "
                   "max_seq_length: same batches, faster on CPU/GPU for short "
                   "texts; numbers differ by float rounding. Not with TPUs.")
 flags.DEFINE_bool("do_eval", False, "Evaluate on dev; writes eval_results.txt.")
+flags.DEFINE_integer("eval_every_epochs", 0, "With --do_train and --do_eval: "
+                     "also evaluate dev after every N-th epoch, one JSON line "
+                     "each in output_dir/dev_curve.jsonl (0: off). Training "
+                     "is unchanged.")
 flags.DEFINE_bool("do_predict", False, "Predict test; writes test_results.tsv.")
 flags.DEFINE_integer("eval_batch_size", 32, "Evaluation batch size.")
 flags.DEFINE_integer("predict_batch_size", 32, "Prediction batch size.")
@@ -95,6 +99,10 @@ def _check_flags():
   if FLAGS.num_train_epochs <= 0 or FLAGS.train_batch_size < 1:
     raise UserInputError("--num_train_epochs and --train_batch_size must be "
                          "positive")
+  if FLAGS.eval_every_epochs < 0 or (FLAGS.eval_every_epochs and not (
+      FLAGS.do_train and FLAGS.do_eval)):
+    raise UserInputError(f"--eval_every_epochs={FLAGS.eval_every_epochs}: "
+                         "give N >= 1 with --do_train and --do_eval, or 0")
   if FLAGS.dynamic_padding and (FLAGS.use_tpu or
                                 FLAGS.distribution_strategy == "tpu"):
     raise UserInputError("--dynamic_padding makes batch shapes vary, which "
@@ -116,6 +124,21 @@ def _use_pack_config(labels):
   for name in ("fine_tune_mode", "adapter_size", "top_k_layers"):
     if name in config:
       setattr(FLAGS, name, config[name])
+
+
+def _dev_metrics(predict, processor, examples):
+  """Dev metrics of the model behind `predict(split, batch_size)`."""
+  import numpy as np
+  from keras_adapters import metrics
+  labels = processor.labels
+  outputs = predict("dev", FLAGS.eval_batch_size)
+  gold = [e.label for e in examples["dev"]]
+  if processor.is_regression:
+    gold, predicted = np.array(gold, dtype=float), outputs
+  else:
+    gold = np.array([labels.index(g) for g in gold])
+    predicted = outputs.argmax(-1)
+  return metrics.compute_metrics(processor, gold, predicted)
 
 
 def _results_text(metrics, step):
@@ -143,10 +166,9 @@ def run():
   if FLAGS.adapter_pack:
     _use_pack_config(labels)
 
-  import numpy as np
   import tensorflow as tf
   import tf_keras
-  from keras_adapters import adapter_pack, distribute, metrics, training
+  from keras_adapters import adapter_pack, distribute, training
   from keras_adapters import tuning
   from keras_adapters.classifier import build_classifier
   from keras_adapters.data.features import make_dataset
@@ -199,13 +221,24 @@ def run():
       return distribute.padded_batches(ds, len(examples[split]), batch_size)
     return ds.skip(skip) if skip else ds
 
+  def predict(split, batch_size):
+    outputs = model.predict(dataset(split, batch_size), verbose=0)
+    outputs = outputs[:len(examples[split])]  # drop the padding
+    return outputs[:, 0] if processor.is_regression else outputs
+
   step = 0
   if FLAGS.do_train:
+    curve = []
+    if FLAGS.eval_every_epochs:
+      curve.append(training.DevCurve(
+          lambda: _dev_metrics(predict, processor, examples), steps_per_epoch,
+          FLAGS.eval_every_epochs,
+          os.path.join(FLAGS.output_dir, "dev_curve.jsonl"), write=chief))
     step = training.fit_resumable(
         model, lambda skip: dataset("train", FLAGS.train_batch_size, True,
                                     skip),
         steps_per_epoch, total_steps, FLAGS.output_dir,
-        min(FLAGS.save_checkpoints_steps, total_steps))
+        min(FLAGS.save_checkpoints_steps, total_steps), callbacks=curve)
     pack_path = os.path.join(FLAGS.output_dir, "adapter_pack.npz")
     if chief:  # multi-worker: only the chief writes results
       adapter_pack.save_adapter_pack(pack_path, model, encoder, dict(
@@ -234,24 +267,13 @@ def run():
     if chief:
       print(f"Exported a SavedModel for TF Serving to {FLAGS.export_dir}")
 
-  def predict(split, batch_size):
-    outputs = model.predict(dataset(split, batch_size), verbose=0)
-    outputs = outputs[:len(examples[split])]  # drop the padding
-    return outputs[:, 0] if processor.is_regression else outputs
-
   if FLAGS.do_eval:
-    outputs = predict("dev", FLAGS.eval_batch_size)
-    gold = [e.label for e in examples["dev"]]
-    if processor.is_regression:
-      gold, predicted = np.array(gold, dtype=float), outputs
-    else:
-      gold = np.array([labels.index(g) for g in gold])
-      predicted = outputs.argmax(-1)
-    result = metrics.compute_metrics(processor, gold, predicted)
+    result = _dev_metrics(predict, processor, examples)
     path = os.path.join(FLAGS.output_dir, "eval_results.txt")
     if chief:
       training.write_atomically(path, _results_text(result, step))
-      print(f"***** Eval results ({len(gold)} dev examples) -> {path}")
+      print(f"***** Eval results ({len(examples['dev'])} dev examples) -> "
+            f"{path}")
       print(_results_text(result, step), end="")
 
   if FLAGS.do_predict:
