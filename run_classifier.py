@@ -27,6 +27,10 @@ flags.DEFINE_bool("dynamic_padding", False, "Pad each training batch only "
                   "max_seq_length: same batches, faster on CPU/GPU for short "
                   "texts; numbers differ by float rounding. Not with TPUs.")
 flags.DEFINE_bool("do_eval", False, "Evaluate on dev; writes eval_results.txt.")
+flags.DEFINE_integer("eval_every_epochs", 0, "With --do_train and --do_eval: "
+                     "also evaluate dev after every N-th epoch, one JSON line "
+                     "each in output_dir/dev_curve.jsonl (0: off). Training "
+                     "is unchanged.")
 flags.DEFINE_bool("do_predict", False, "Predict test; writes test_results.tsv.")
 flags.DEFINE_integer("eval_batch_size", 32, "Evaluation batch size.")
 flags.DEFINE_integer("predict_batch_size", 32, "Prediction batch size.")
@@ -71,6 +75,10 @@ def _check_flags():
   if FLAGS.num_train_epochs <= 0 or FLAGS.train_batch_size < 1:
     raise UserInputError("--num_train_epochs and --train_batch_size must be "
                          "positive")
+  if FLAGS.eval_every_epochs < 0 or (FLAGS.eval_every_epochs and not (
+      FLAGS.do_train and FLAGS.do_eval)):
+    raise UserInputError(f"--eval_every_epochs={FLAGS.eval_every_epochs}: "
+                         "give N >= 1 with --do_train and --do_eval, or 0")
   if FLAGS.dynamic_padding and (FLAGS.use_tpu or
                                 FLAGS.distribution_strategy == "tpu"):
     raise UserInputError("--dynamic_padding makes batch shapes vary, which "
@@ -95,6 +103,7 @@ def _task():
   return ClassificationTask(
       source, splits, max_seq_length=FLAGS.max_seq_length,
       dynamic_padding=FLAGS.dynamic_padding,
+      eval_every_epochs=FLAGS.eval_every_epochs,
       eval_batch_size=FLAGS.eval_batch_size,
       predict_batch_size=FLAGS.predict_batch_size)
 

@@ -5,6 +5,7 @@ resumable training, adapter pack, export and results, over a task object
 A task provides `prepare(pretrained, settings)`, `build_model(pretrained, settings)` -> (model, encoder),
 `compile(model, settings, total_steps)`, `num_train_batches(settings)`,
 `train_batches(model, settings, skip)`,
+`train_callbacks(model, settings, steps_per_epoch, chief)`,
 `pack_config(model, settings, pretrained)`,
 and `after_training(model, encoder, settings, step, chief, pretrained)`,
 which evaluates, predicts and writes the task's files.
@@ -85,7 +86,8 @@ def _train(task, model, encoder, settings, steps_per_epoch, total_steps,
   step = training.fit_resumable(
       model, lambda skip: task.train_batches(model, settings, skip),
       steps_per_epoch, total_steps, settings.output_dir,
-      min(settings.save_checkpoints_steps, total_steps))
+      min(settings.save_checkpoints_steps, total_steps),
+      callbacks=task.train_callbacks(model, settings, steps_per_epoch, chief))
   if chief:  # multi-worker: only the chief writes results
     path = os.path.join(settings.output_dir, "adapter_pack.npz")
     adapter_pack.save_adapter_pack(path, model, encoder,

@@ -1,6 +1,7 @@
 """Plumbing shared by the drivers: optimizer, resumable `fit` (the
 tf.distribute parts are in keras_adapters/distribute.py)."""
 
+import json
 import math
 import os
 import tempfile
@@ -59,6 +60,53 @@ class _CheckpointEvery(tf_keras.callbacks.Callback):
       self.model.stop_training = True
 
 
+class DevCurve(tf_keras.callbacks.Callback):
+  """Evaluates dev after every `every`-th epoch; appends one JSON line
+  {"epoch", "step", "eval_<metric>": ...} per evaluation to `path`.
+
+  Epochs are counted in optimizer steps, not Keras epochs: after a resume
+  `fit`'s epochs start mid-epoch. At the start of training, lines of steps
+  past the restored one are dropped (a fresh run empties the file), so a
+  resumed run neither repeats an epoch nor keeps one it has not reached.
+  `evaluate()` returns {metric: value}; `write` is False on non-chief
+  workers (they still evaluate: prediction is collective).
+  """
+
+  def __init__(self, evaluate, steps_per_epoch, every, path, write=True):
+    super().__init__()
+    self.evaluate, self.period = evaluate, steps_per_epoch * every
+    self.steps_per_epoch, self.path, self.write = steps_per_epoch, path, write
+    self.lines = []
+
+  def on_train_begin(self, logs=None):
+    start = int(self.model.optimizer.iterations.numpy())
+    self.lines = [l for l in read_dev_curve(self.path) if l["step"] <= start]
+    if self.write:
+      write_atomically(self.path, "".join(
+          json.dumps(l) + "\n" for l in self.lines))
+
+  def on_train_batch_end(self, batch, logs=None):
+    step = int(self.model.optimizer.iterations.numpy())
+    if step % self.period:
+      return
+    line = dict(epoch=step // self.steps_per_epoch, step=step)
+    line.update({f"eval_{k}": round(v, 6)
+                 for k, v in sorted(self.evaluate().items())})
+    print(f"dev after epoch {line['epoch']}: " + json.dumps(line), flush=True)
+    self.lines.append(line)
+    if self.write:  # rewritten whole: a crash leaves no half line
+      write_atomically(self.path, "".join(
+          json.dumps(l) + "\n" for l in self.lines))
+
+
+def read_dev_curve(path):
+  """The lines DevCurve wrote to `path` ([] if there is no file)."""
+  if not os.path.exists(path):
+    return []
+  with open(path, encoding="utf-8") as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
 def _dropout_generators(model):
   """The `tf.random.Generator` of every dropout layer, when dropout draws
   from generators (`--deterministic`), else []. Checkpointed with the model,
@@ -107,7 +155,7 @@ def restore_trained(model, output_dir):
 
 
 def fit_resumable(model, make_dataset, steps_per_epoch, total_steps,
-                  output_dir, save_checkpoints_steps):
+                  output_dir, save_checkpoints_steps, callbacks=()):
   """`model.fit` for `total_steps` steps that resumes from output_dir.
 
   `make_dataset(skip)` must return the repeated training dataset of global
@@ -115,6 +163,7 @@ def fit_resumable(model, make_dataset, steps_per_epoch, total_steps,
   the same batches as an unbroken one. Every replica of the model's strategy
   gets its slice of each batch. A non-chief worker restores from output_dir
   but saves into a private directory that it deletes at the end.
+  `callbacks` run before the checkpointing one at each step.
   """
   strategy = model.distribute_strategy
   save_dir = distribute.worker_dir(strategy, output_dir)
@@ -131,7 +180,7 @@ def fit_resumable(model, make_dataset, steps_per_epoch, total_steps,
       distribute.per_replica_input(lambda: make_dataset(start)),
       epochs=epochs, steps_per_epoch=steps_per_epoch,
       initial_epoch=start // steps_per_epoch, verbose=1 if os.isatty(1) else 2,
-      callbacks=[
+      callbacks=list(callbacks) + [
           _CheckpointEvery(manager, save_checkpoints_steps, total_steps),
           tf_keras.callbacks.TensorBoard(os.path.join(save_dir, "logs"),
                                          update_freq=50),

@@ -26,12 +26,14 @@ def _row(task, method, lr, seed, score, init=plan.DEFAULT_INIT):
 
 def test_every_point_once_and_seed1_best_of_a_swept_method_dropped():
   points = plan.unique_points()
-  keys = [(p["task"], p["method"], p["lr"], p["seed"], p["init"])
-          for _, p in points]
-  assert len(keys) == len(set(keys)) == 158
+  keys = [(p["task"], p["method"], p["lr"], p["seed"], p["init"],
+           p["epochs"]) for _, p in points]
+  assert len(keys) == len(set(keys)) == 166
+  assert sum(block != "8_probe_20ep" for block, _ in points) == 158
   for _, p in points:
     if p["lr"].startswith("best:") and p["seed"] == 1:
-      assert p["method"] not in plan.SWEPT or p["init"] != plan.DEFAULT_INIT
+      assert (p["method"] not in plan.SWEPT or
+              p["init"] != plan.DEFAULT_INIT or p["epochs"] == 20)
 
 
 def test_unswept_methods_take_the_rate_of_their_source():
@@ -144,13 +146,17 @@ def test_failed_write_leaves_no_tmp_and_target_untouched(tmp_path,
   assert out.read_text() == "previous table\n"
   assert sorted(p.name for p in tmp_path.iterdir()) == ["table.md"]
 
-# Stands in for the venv's python: writes eval_results.txt into the last
-# --output_dir, the accuracy taken from the thread setting it was given.
+# Stands in for the venv's python: writes eval_results.txt (and with
+# --eval_every_epochs a one-line dev_curve.jsonl) into the last --output_dir,
+# the accuracy taken from the thread setting it was given.
 _FAKE_DRIVER = """#!/bin/sh
-for a in "$@"; do case $a in --output_dir=*) out=${a#--output_dir=};; esac; done
+for a in "$@"; do case $a in --output_dir=*) out=${a#--output_dir=};;
+  --eval_every_epochs=*) curve=1;; esac; done
 mkdir -p "$out"
 printf 'eval_accuracy = 0.%s\\nglobal_step = 3.0\\n' "$TF_NUM_INTRAOP_THREADS" \\
   > "$out/eval_results.txt"
+[ -z "$curve" ] || printf '{"epoch": 1, "step": 3, "eval_accuracy": 0.%s}\\n' \\
+  "$TF_NUM_INTRAOP_THREADS" > "$out/dev_curve.jsonl"
 """
 
 
@@ -294,3 +300,116 @@ def test_a_run_that_cannot_end_before_stop_by_is_not_started(tmp_path, fake,
       "--stop_by=05:40", f"--python={fake}", f"--results={results}"])
   run_plan.main()
   assert [r["name"] for r in run_plan.load_results(results)] == [second]
+
+
+# --- the 20-epoch probe (issue #27) -----------------------------------------
+
+def _sweeps(task, adapter_scores, full_scores):
+  return ([_row(task, "adapter64", lr, 1, score) for lr, score in
+           zip(plan.LR_GRID["adapter"], adapter_scores)] +
+          [_row(task, "full", lr, 1, score) for lr, score in
+           zip(plan.LR_GRID["full"], full_scores)])
+
+
+def test_old_names_stay_and_other_epochs_are_in_the_name():
+  assert plan.point("CoLA", "full", "5e-5", 1)["name"] == "cola_full_lr5e-5_s1"
+  assert plan.point("CoLA", "full", "5e-5", 1, epochs=3)["name"] == (
+      "cola_full_lr5e-5_s1")
+  p = plan.point("CoLA", "full", "5e-5", 1, epochs=20, eval_every=1)
+  assert p["name"] == "cola_full_lr5e-5_s1_ep20"
+  command = plan.command(p, "5e-5", "out")
+  assert "--num_train_epochs=20 " in command
+  assert command.endswith(" --eval_every_epochs=1 --deterministic")
+  assert "eval_every" not in plan.command(plan.point("CoLA", "full", "5e-5", 1),
+                                          "5e-5", "out")
+  assert plan.estimated_seconds(p) > 6.5 * (
+      plan.estimated_seconds(plan.point("CoLA", "full", "5e-5", 1)) -
+      plan.RUN_OVERHEAD_SECONDS)
+
+
+def test_probe_runs_cola_first_at_the_best_and_the_next_lower_rate():
+  # CoLA: adapters best at 1e-3, full at 5e-5; RTE: both at the grid's top
+  # and bottom, so "below" of a bottom rate is that run again.
+  rows = (_sweeps("CoLA", (0.2, 0.3, 0.0), (0.1, 0.3, 0.2)) +
+          _sweeps("RTE", (0.5, 0.5, 0.6), (0.6, 0.5, 0.5)))
+  ready, waiting = run_plan.ready_points(rows, set(), {"8"}, set())
+  assert waiting == 0
+  assert [p["name"] for _, p in ready] == [
+      "cola_adapter64_lr1e-3_s1_ep20", "cola_full_lr5e-5_s1_ep20",
+      "cola_adapter64_lr3e-4_s1_ep20", "cola_full_lr2e-5_s1_ep20",
+      "rte_adapter64_lr3e-3_s1_ep20", "rte_full_lr2e-5_s1_ep20",
+      "rte_adapter64_lr1e-3_s1_ep20"]
+  assert all(p["epochs"] == 20 and p["eval_every"] == 1 for _, p in ready)
+  # The plan's 3-epoch rows are all done: blocks 1-7 have nothing to add.
+  ready, _ = run_plan.ready_points(rows, {r["name"] for r in rows}, {"1"},
+                                   {"CoLA", "RTE"})
+  assert ready == []
+
+
+def test_long_runs_stay_out_of_rate_selection_and_the_table():
+  rows = _sweeps("CoLA", (0.2, 0.3, 0.0), (0.1, 0.3, 0.2))
+  before = table.table(rows)
+  long_run = dict(_row("CoLA", "adapter64", "3e-3", 1, 0.9),
+                  name="cola_adapter64_lr3e-3_s1_ep20", num_train_epochs=20,
+                  dev_curve=[dict(epoch=1, step=267, eval_matthews_corr=0.5),
+                             dict(epoch=2, step=534, eval_matthews_corr=0.9)])
+  rows.append(long_run)
+  assert run_plan.best_lr(rows, "CoLA", "adapter64") == "1e-3"
+  assert table.table(rows) == before
+  text = table.long_runs_table(rows)
+  assert "| CoLA | adapter64 | 3e-3 | 1 | 20 | 90.0 | 0.0 |" in text
+  assert "best 90.0 @ epoch 2, last 90.0; 50.0 90.0" in text
+  assert table.long_runs_table(rows[:-1]) == ""
+
+
+def test_one_job_can_run_on_one_thread_and_be_timed_by_one_thread_runs():
+  assert run_plan.thread_env(1, 1) == dict(TF_NUM_INTRAOP_THREADS="1",
+                                           TF_NUM_INTEROP_THREADS="1")
+  assert run_plan.thread_env(2, 1) == run_plan.thread_env(1, 1)
+  p = plan.point("MRPC", "adapter64", "1e-3", 1)
+  estimate = plan.estimated_seconds(p)
+  one = dict(_row("MRPC", "adapter64", "3e-4", 1, 0.5), jobs=2,
+             resumed=False, wall_seconds=int(estimate * 2),
+             command="TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 "
+             "python run_classifier.py")
+  two = dict(one, jobs=1, wall_seconds=int(estimate),
+             command="python run_classifier.py")
+  ratio = run_plan.expected_seconds(p, [one, two], 1, threads=1) / estimate
+  assert abs(ratio - 2) < 0.01
+  assert abs(run_plan.expected_seconds(p, [one, two], 1) / estimate - 1) < 0.01
+
+
+def test_the_row_keeps_the_runs_dev_curve(tmp_path, fake, monkeypatch):
+  monkeypatch.setattr(plan, "OUT", str(tmp_path))
+  p = plan.point("RTE", "adapter64", "1e-3", 1, epochs=20, eval_every=1)
+  args = type("Args", (), dict(jobs=1, threads=1, extra="", python=str(fake),
+                               results=str(tmp_path / "paper.jsonl"),
+                               keep_checkpoints=False))
+  run = run_plan.start_point(p, "8_probe_20ep", args)
+  run["process"].wait()
+  assert run["command"].startswith("TF_NUM_INTRAOP_THREADS=1 ")
+  curve = [dict(epoch=1, step=77, eval_accuracy=0.5)]
+  (tmp_path / p["name"] / "dev_curve.jsonl").write_text(
+      json.dumps(curve[0]) + "\n")
+  row = run_plan.finish_point(run, args)
+  assert row["dev_curve"] == curve and row["num_train_epochs"] == 20
+  assert run_plan.load_results(args.results) == [row]
+
+
+def test_reproduce_compares_the_dev_curve_too(tmp_path, fake):
+  row = dict(_row("RTE", "adapter64", "1e-3", 1, 0.1), resumed=False,
+             metrics=dict(eval_accuracy=0.1, global_step=3.0),
+             dev_curve=[dict(epoch=1, step=3, eval_accuracy=0.1)],
+             command="TF_NUM_INTRAOP_THREADS=1 python run_classifier.py "
+             "--task_name=RTE --eval_every_epochs=1")
+  results, repro = tmp_path / "paper.jsonl", tmp_path / "repro.jsonl"
+  results.write_text(json.dumps(row) + "\n")
+  argv = [row["name"], f"--results={results}", f"--python={fake}",
+          f"--out={tmp_path / 'repro'}", f"--repro_results={repro}"]
+  reproduce.main(argv)
+  assert json.loads(repro.read_text())["dev_curve_equal"]
+  row["dev_curve"][0]["eval_accuracy"] = 0.2
+  results.write_text(json.dumps(row) + "\n")
+  reproduce.main(argv)
+  line = json.loads(repro.read_text().splitlines()[1])
+  assert line["equal"] and not line["dev_curve_equal"]

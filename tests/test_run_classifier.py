@@ -256,3 +256,31 @@ def test_jit_compile_run_compiles_with_xla(tmp_path):
   assert "jit_compile=True" in proc.stdout
   assert "Compiled cluster using XLA" in proc.stderr
   assert "global_step = 3" in (tmp_path / "out" / "eval_results.txt").read_text()
+
+
+def test_eval_every_epochs_writes_the_curve_and_leaves_training_alone(
+    tmp_path):
+  """--eval_every_epochs=1 (real MiniLM, 6 real MRPC rows, 2 epochs of 3
+  steps) beside the same run without it: the trained weights and dev results
+  are bit for bit the same; the curve's last line is the final dev result."""
+  import json  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  data = _copy_mrpc(tmp_path / "data")
+  flags = ["--task_name=MRPC", "--do_train", "--do_eval", f"--data_dir={data}",
+           "--dynamic_padding", "--deterministic", "--max_seq_length=32",
+           "--train_batch_size=2", "--num_train_epochs=2"]
+  runs = {name: _start(flags + extra, tmp_path / name) for name, extra in
+          (("off", []), ("on", ["--eval_every_epochs=1"]))}
+  for proc in runs.values():
+    returncode, _, stderr = _finish(proc, timeout=900)
+    assert returncode == 0, stderr[-3000:]
+  results = {name: (tmp_path / name / "eval_results.txt").read_text()
+             for name in runs}
+  assert results["on"] == results["off"]
+  packs = [np.load(tmp_path / name / "adapter_pack.npz") for name in runs]
+  assert all(np.array_equal(packs[0][k], packs[1][k]) for k in packs[0].files)
+  curve = [json.loads(line) for line in
+           (tmp_path / "on" / "dev_curve.jsonl").read_text().splitlines()]
+  assert [(l["epoch"], l["step"]) for l in curve] == [(1, 3), (2, 6)]
+  assert f"eval_f1 = {curve[-1]['eval_f1']:.6f}" in results["on"]
+  assert not (tmp_path / "off" / "dev_curve.jsonl").exists()

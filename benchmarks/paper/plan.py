@@ -9,7 +9,10 @@ needed by two blocks (e.g. MRPC adapters m=8 at the sweep's best rate, used by
 the table and the trade-off figure) is trained once. Learning rates written
 "best:<method>" are resolved from the results file: the rate of the seed-1
 sweep of <method> on that task with the best dev score, once all of that
-sweep's runs are in (until then those points wait).
+sweep's runs are in (until then those points wait). The sweep is always the
+one at the task's epochs in TASKS (3). "below:<method>" is the next lower rate
+of <method>'s grid (at the bottom of the grid, the best rate itself: the same
+run). A point trained for other epochs than TASKS' has "_ep<N>" in its name.
 
 To fit 2 CPU cores, four methods are swept (adapters m=64, full, top-3,
 LayerNorm-only); the other adapter sizes train at the m=64 rate and the other
@@ -52,6 +55,9 @@ LR_GRID = {
     "top_k": ("5e-5", "1e-4", "3e-4"),
     "layer_norm": ("3e-4", "1e-3", "3e-3"),
 }
+# Dev examples per task (the dev curve's evaluations cost a forward pass each).
+DEV_ROWS = {"MRPC": 408, "RTE": 277, "STS-B": 1500, "CoLA": 1043,
+            "SST-2": 872}
 TABLE_METHODS = ("adapter8", "adapter64", "adapter256", "full", "top1", "top3",
                  "ln")
 INIT_SCALES = ("1e-7", "1e-6", "1e-5", "1e-4", "1e-3", "1e-2", "1e-1", "1")
@@ -95,12 +101,25 @@ def method_settings(method):
               ln=dict(fine_tune_mode="layer_norm"))[method]
 
 
-def point(task, method, lr, seed, init=DEFAULT_INIT):
+def point(task, method, lr, seed, init=DEFAULT_INIT, epochs=None,
+          eval_every=0):
+  """A run's settings. `epochs`: None = the task's (TASKS); `eval_every`:
+  --eval_every_epochs (a dev curve; not in the name, it does not change
+  training)."""
+  epochs = TASKS[task][3] if epochs is None else epochs
   name = f"{task.lower().replace('-', '')}_{method}_lr{lr}_s{seed}"
   if init != DEFAULT_INIT:
     name += f"_init{init}"
+  if epochs != TASKS[task][3]:
+    name += f"_ep{epochs}"
   return dict(name=name, task=task, method=method, lr=lr, seed=seed,
-              init=init)
+              init=init, epochs=epochs, eval_every=eval_every)
+
+
+def epochs_of(p):
+  """Training epochs of a point or a results row (older rows: TASKS')."""
+  epochs = p.get("epochs", p.get("num_train_epochs"))
+  return TASKS[p["task"]][3] if epochs is None else epochs
 
 
 def _sweep(tasks, methods, seeds=(1,)):
@@ -139,6 +158,12 @@ def blocks():
        "1e-7..1, seed 1",
        [point("MRPC", "adapter64", "best:adapter64", 1, init)
         for init in INIT_SCALES]),
+      ("8_probe_20ep", "issue #27 probe: CoLA and RTE, adapters m=64 and "
+       "full, 20 epochs at the 3-epoch best LR and the next lower one, "
+       "seed 1, dev curve per epoch",
+       [point(t, m, f"{rate}:{m}", 1, epochs=20, eval_every=1)
+        for t in ("CoLA", "RTE") for rate in ("best", "below")
+        for m in ("adapter64", "full")]),
   ]
 
 
@@ -149,23 +174,27 @@ def command(p, lr, output_dir):
   a kill ends bit for bit as an unbroken one and its stored command still
   reproduces its metrics (runs stored before 2026-11-24 lack it).
   """
-  data_dir, _, seq, epochs, _ = TASKS[p["task"]]
+  data_dir, _, seq, _, _ = TASKS[p["task"]]
   flags = dict(task_name=p["task"], do_train=None, do_eval=None,
                dynamic_padding=None,
                data_dir=data_dir, output_dir=output_dir, max_seq_length=seq,
-               num_train_epochs=epochs, learning_rate=lr, seed=p["seed"],
+               num_train_epochs=epochs_of(p), learning_rate=lr,
+               seed=p["seed"],
                # Checkpoints every 100 steps, so that a run stopped with
                # the machine resumes with little lost.
                save_checkpoints_steps=100, **method_settings(p["method"]))
   if p["init"] != DEFAULT_INIT:
     flags["adapter_init_scale"] = p["init"]
+  if p.get("eval_every"):
+    flags["eval_every_epochs"] = p["eval_every"]
   flags["deterministic"] = None
   args = [f"--{k}" if v is None else f"--{k}={v}" for k, v in flags.items()]
   return "python run_classifier.py " + " ".join(args)
 
 
 def estimated_seconds(p):
-  _, rows, seq, epochs, _ = TASKS[p["task"]]
+  _, rows, seq, _, _ = TASKS[p["task"]]
+  epochs = epochs_of(p)
   settings = method_settings(p["method"])
   mode = settings["fine_tune_mode"]
   if mode == "top_k":  # forward + backward through the top k of 6 blocks
@@ -176,7 +205,12 @@ def estimated_seconds(p):
   if seq == 64:
     step *= SEQ64_FACTOR
   step *= PADDING_FACTOR[p["task"]]
-  return (rows // 32) * epochs * step + RUN_OVERHEAD_SECONDS
+  evaluations = epochs // p["eval_every"] if p.get("eval_every") else 0
+  # A dev pass: a forward (~1/3 of a full step) per 32 rows, unpadded batches.
+  dev_pass = (DEV_ROWS[p["task"]] / 32 * STEP_SECONDS_128["full"] / 3 *
+              (SEQ64_FACTOR if seq == 64 else 1))
+  return ((rows // 32) * epochs * step + evaluations * dev_pass +
+          RUN_OVERHEAD_SECONDS)
 
 
 def unique_points():
@@ -186,13 +220,15 @@ def unique_points():
   is one of the swept ones, so that run is already in the sweep.
   """
   seen, result = set(), []
-  swept = {(p["task"], p["method"], p["init"]) for _, _, points in blocks()
-           for p in points if not p["lr"].startswith("best:")}
+  swept = {(p["task"], p["method"], p["init"], p["epochs"])
+           for _, _, points in blocks() for p in points
+           if ":" not in p["lr"]}
   for block, _, points in blocks():
     for p in points:
-      key = (p["task"], p["method"], p["lr"], p["seed"], p["init"])
+      key = (p["task"], p["method"], p["lr"], p["seed"], p["init"],
+             p["epochs"])
       if (p["lr"].startswith("best:") and p["seed"] == 1 and
-          (p["task"], p["method"], p["init"]) in swept):
+          (p["task"], p["method"], p["init"], p["epochs"]) in swept):
         continue
       if key not in seen:
         seen.add(key)

@@ -3,7 +3,8 @@
 Takes the row's stored command from the results file (thread settings
 included), runs it with a fresh --output_dir (runs/repro/<name>), and appends
 one JSON line with the stored and the new dev metrics and whether they are
-equal to the printed precision of eval_results.txt.
+equal to the printed precision of eval_results.txt (and, for a row with a dev
+curve, whether every evaluation of the curve is: "dev_curve_equal").
 
 With --replace, a row whose re-run differs takes the re-run's metrics and
 wall time (its old ones kept under "replaced"): for rows from runs that were
@@ -61,22 +62,25 @@ def main(argv=None):
     sys.exit(f"reproduce.py: error: the run failed (exit {code}); see "
              f"{output_dir}.log")
   metrics = run_plan.read_metrics(output_dir)
+  curve = run_plan.read_dev_curve(output_dir)
   line = dict(name=args.name, stored=row["metrics"], rerun=metrics,
               equal=metrics == row["metrics"],
+              **(dict(dev_curve_equal=curve == row["dev_curve"])
+                 if "dev_curve" in row else {}),
               stored_resumed=row["resumed"], env=env,
               wall_seconds=int(time.time() - start),
               command=" ".join(["python benchmarks/paper/reproduce.py"] +
                                (sys.argv[1:] if argv is None else argv)),
               finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
   if args.replace and not line["equal"]:
-    replace_row(args.results, row, metrics, line)
+    replace_row(args.results, row, metrics, line, curve)
     line["replaced"] = True
   with open(args.repro_results, "a") as f:
     f.write(json.dumps(line) + "\n")
   print(json.dumps(line, indent=1))
 
 
-def replace_row(path, row, metrics, line):
+def replace_row(path, row, metrics, line, curve=None):
   """Rewrites results file `path` with `row` re-measured (atomically)."""
   with run_plan.locked(path):
     rows = run_plan.load_results(path)
@@ -87,6 +91,9 @@ def replace_row(path, row, metrics, line):
                              resumed=r["resumed"], finished=r.get("finished"))
         r.update(metrics=metrics, wall_seconds=line["wall_seconds"],
                  resumed=False, finished=line["finished"])
+        if curve is not None:
+          r["replaced"]["dev_curve"] = r.get("dev_curve")
+          r["dev_curve"] = curve
     with open(path + ".tmp", "w") as f:
       f.writelines(json.dumps(r) + "\n" for r in rows)
     os.replace(path + ".tmp", path)

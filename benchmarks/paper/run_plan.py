@@ -65,26 +65,40 @@ def selection_score(row):
   return sum(row["metrics"][f"eval_{k}"] for k in keys) / len(keys)
 
 
+def grid_of(method):
+  return plan.LR_GRID[plan.method_settings(method)["fine_tune_mode"]]
+
+
 def best_lr(rows, task, method):
-  """The seed-1 sweep's best rate of `method` on `task`, or None until every
-  rate of the sweep is in `rows`. Ties go to the first rate of the grid."""
-  grid = plan.LR_GRID[plan.method_settings(method)["fine_tune_mode"]]
+  """The seed-1 sweep's best rate of `method` on `task` (at the task's
+  epochs in plan.TASKS), or None until every rate of the sweep is in `rows`.
+  Ties go to the first rate of the grid."""
+  grid = grid_of(method)
   scores = {r["lr"]: selection_score(r) for r in rows
-            if (r["task"], r["method"], r["seed"], r["init"]) ==
-            (task, method, 1, plan.DEFAULT_INIT)}
+            if (r["task"], r["method"], r["seed"], r["init"],
+                plan.epochs_of(r)) ==
+            (task, method, 1, plan.DEFAULT_INIT, plan.TASKS[task][3])}
   if not all(lr in scores for lr in grid):
     return None
   return max(grid, key=lambda lr: (scores[lr], -grid.index(lr)))
 
 
 def resolve(p, rows):
-  """Point `p` with a concrete learning rate and name, or None (waiting)."""
+  """Point `p` with a concrete learning rate and name, or None (waiting).
+
+  "best:<m>": best_lr; "below:<m>": the grid rate just below it (the lowest
+  rate stays itself, i.e. the same run as "best:<m>")."""
   lr = p["lr"]
-  if lr.startswith("best:"):
-    lr = best_lr(rows, p["task"], lr[5:])
+  if ":" in lr:
+    rule, method = lr.split(":")
+    lr = best_lr(rows, p["task"], method)
     if lr is None:
       return None
-  return plan.point(p["task"], p["method"], lr, p["seed"], p["init"])
+    if rule == "below":
+      grid = grid_of(method)
+      lr = grid[max(0, grid.index(lr) - 1)]
+  return plan.point(p["task"], p["method"], lr, p["seed"], p["init"],
+                    p.get("epochs"), p.get("eval_every", 0))
 
 
 def prepare_sst2_subset():
@@ -116,6 +130,15 @@ def parse_parameters(log_path):
                     trained_params=numbers[2])
 
 
+def read_dev_curve(output_dir):
+  """The run's dev_curve.jsonl (--eval_every_epochs) as a list, or None."""
+  path = os.path.join(output_dir, "dev_curve.jsonl")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
 def read_metrics(output_dir):
   metrics = {}
   with open(os.path.join(output_dir, "eval_results.txt")) as f:
@@ -125,18 +148,33 @@ def read_metrics(output_dir):
   return metrics
 
 
-def expected_seconds(p, rows, jobs, recent=6):
+def run_threads(row):
+  """TF_NUM_INTRAOP_THREADS of a row's stored command (None: TF's own)."""
+  return split_command(row["command"])[0].get("TF_NUM_INTRAOP_THREADS")
+
+
+def expected_seconds(p, rows, jobs, recent=6, threads=0):
   """plan.py's estimate for point `p`, scaled by the median ratio of measured
   to estimated wall time of the `recent` last finished unbroken runs in
-  `rows` with the same --jobs: the estimate is per quiet 2-core step, a run
-  here shares the cores, and machines differ from one day to the next."""
-  unbroken = sorted((r for r in rows
-                     if not r.get("resumed") and r.get("jobs") == jobs),
+  `rows` with the same --jobs (with `threads`: the same threads per run,
+  whatever their --jobs): the estimate is per quiet 2-core step, a run here
+  shares the cores, and machines differ from one day to the next."""
+  def alike(r):
+    return (run_threads(r) == str(threads) if threads
+            else r.get("jobs") == jobs)
+  unbroken = sorted((r for r in rows if not r.get("resumed") and alike(r)),
                     key=lambda r: r.get("finished", ""))[-recent:]
   ratios = sorted(r["wall_seconds"] / plan.estimated_seconds(r)
                   for r in unbroken)
   scale = ratios[len(ratios) // 2] if ratios else 1.0
   return plan.estimated_seconds(p) * scale
+
+
+def _expected(p, rows, args):
+  """expected_seconds under this runner's --jobs and --threads."""
+  if args.threads:
+    return expected_seconds(p, rows, args.jobs, threads=args.threads)
+  return expected_seconds(p, rows, args.jobs)
 
 
 def parse_stop_by(text, now=None):
@@ -154,11 +192,12 @@ def parse_stop_by(text, now=None):
              key=lambda t: abs(t - now))
 
 
-def thread_env(jobs):
-  """Environment settings of a run when `jobs` runs share the machine."""
-  if jobs <= 1:
+def thread_env(jobs, threads=0):
+  """Environment settings of a run when `jobs` runs share the machine, or
+  of one with `threads` TensorFlow threads."""
+  if not threads and jobs <= 1:
     return {}
-  threads = str(max(1, (os.cpu_count() or 1) // jobs))
+  threads = str(threads or max(1, (os.cpu_count() or 1) // jobs))
   return dict(TF_NUM_INTRAOP_THREADS=threads, TF_NUM_INTEROP_THREADS="1")
 
 
@@ -213,7 +252,8 @@ def start_point(p, block, args):
       command = f.read().strip()
   else:
     command = " ".join(
-        [f"{k}={v}" for k, v in thread_env(args.jobs).items()] +
+        [f"{k}={v}" for k, v in
+         thread_env(args.jobs, getattr(args, "threads", 0)).items()] +
         [plan.command(p, p["lr"], output_dir)])
     if args.extra:
       command += " " + args.extra
@@ -244,11 +284,15 @@ def finish_point(run, args):
           flush=True)
     return None
   report, counts = parse_parameters(output_dir + ".log")
-  _, _, seq, epochs, _ = plan.TASKS[p["task"]]
+  seq = plan.TASKS[p["task"]][2]
+  curve = read_dev_curve(output_dir)
   row = dict(name=p["name"], block=run["block"], task=p["task"],
              method=p["method"], lr=p["lr"], seed=p["seed"], init=p["init"],
-             max_seq_length=seq, num_train_epochs=epochs,
-             metrics=read_metrics(output_dir), wall_seconds=int(seconds),
+             max_seq_length=seq, num_train_epochs=plan.epochs_of(p),
+             metrics=read_metrics(output_dir),
+             **(dict(eval_every=p["eval_every"], dev_curve=curve)
+                if curve is not None else {}),
+             wall_seconds=int(seconds),
              resumed=run["resumed"], jobs=args.jobs, command=run["command"],
              parameters=report, **counts, cpus=os.cpu_count(),
              machine=platform.machine(),
@@ -291,6 +335,10 @@ def main():
                       help="runs at once, each with cores/jobs TensorFlow "
                       "threads (2 on 2 cores: 1.16x the throughput, "
                       "benchmarks/results/parallel_runs.jsonl)")
+  parser.add_argument("--threads", type=int, default=0,
+                      help="TensorFlow threads per run (default: cores/jobs; "
+                      "with --jobs 1, TensorFlow's own choice); e.g. "
+                      "--jobs 1 --threads 1 leaves a core to other work")
   parser.add_argument("--tasks", default="",
                       help="comma-separated tasks (default: all)")
   parser.add_argument("--extra", default="",
@@ -307,6 +355,9 @@ def main():
   args = parser.parse_args()
   if args.jobs < 1:
     parser.error(f"--jobs={args.jobs}: need at least 1 run at a time")
+  if args.threads < 0:
+    parser.error(f"--threads={args.threads}: give 1 or more, or 0 for "
+                 "cores/jobs")
   try:
     deadline = parse_stop_by(args.stop_by) if args.stop_by else None
   except ValueError:
@@ -320,7 +371,7 @@ def main():
     ready, waiting = ready_points(rows, {r["name"] for r in rows}, wanted,
                                   tasks)
     for block, p in ready[:args.max_runs or None]:
-      minutes = expected_seconds(p, rows, args.jobs) / 60
+      minutes = _expected(p, rows, args) / 60
       print(f"would run [{block}] (~{minutes:.0f} min) "
             f"{plan.command(p, p['lr'], os.path.join(plan.OUT, p['name']))}")
     print(f"{len(ready)} run(s) ready; {waiting} waiting for their "
@@ -340,8 +391,7 @@ def main():
       ready, waiting = ready_points(rows, taken, wanted, tasks)
       if deadline:  # the first ready points that can end in time
         ready = [(b, p) for b, p in ready if
-                 time.time() + expected_seconds(p, rows, args.jobs) <=
-                 deadline]
+                 time.time() + _expected(p, rows, args) <= deadline]
       while (ready and len(running) < args.jobs and
              not (args.max_runs and started >= args.max_runs)):
         block, p = ready.pop(0)

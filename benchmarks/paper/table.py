@@ -7,6 +7,9 @@ Scores are x100. MRPC shows accuracy/F1, STS-B Spearman, CoLA Matthews, RTE
 and SST-2 accuracy; "mean" averages one score per task (MRPC: the mean of
 accuracy and F1, the score the learning rate was selected on).
 
+Runs trained for other epochs than plan.TASKS' (the probe, block 8) stay out
+of the table; a section below it lists them with their dev curves.
+
 Usage: python benchmarks/paper/table.py [benchmarks/results/paper.jsonl] \
          [--doc docs/RESULTS.md] [--out benchmarks/results/paper_table.md]
 --doc also puts the table between the doc's BEGIN/END marker lines; --out
@@ -48,6 +51,7 @@ class Cell:
   """One task x method: the best-rate runs of every seed."""
 
   def __init__(self, rows, task, method):
+    rows = [r for r in rows if plan.epochs_of(r) == plan.TASKS[task][3]]
     source = plan.lr_source(method)
     self.lr = run_plan.best_lr(rows, task, source)
     self.partial = self.lr is None  # sweep not complete: best so far
@@ -161,6 +165,43 @@ def runs_table(rows):
   return "\n".join(lines)
 
 
+def curve_text(row):
+  """'best 27.3 @ epoch 9, last 25.1' from a row's dev curve (x100, the
+  selection score), or '' without one."""
+  curve = row.get("dev_curve")
+  if not curve:
+    return ""
+  keys = plan.TASKS[row["task"]][4]
+  scores = [sum(l[f"eval_{k}"] for k in keys) / len(keys) for l in curve]
+  best = max(range(len(scores)), key=lambda i: (scores[i], -i))
+  return (f"best {100 * scores[best]:.1f} @ epoch {curve[best]['epoch']}, "
+          f"last {100 * scores[-1]:.1f}; " +
+          " ".join(f"{100 * s:.1f}" for s in scores))
+
+
+def long_runs_table(rows):
+  """Runs of other epochs than plan.TASKS' beside the same setting at the
+  task's epochs; '' if there are none."""
+  lines = []
+  for r in rows:
+    if plan.epochs_of(r) == plan.TASKS[r["task"]][3]:
+      continue
+    short = next((s for s in rows if s["name"] == plan.point(
+        r["task"], r["method"], r["lr"], r["seed"], r["init"])["name"]),
+                 None)
+    short = f"{100 * run_plan.selection_score(short):.1f}" if short else "-"
+    lines.append(f"| {r['task']} | {r['method']} | {r['lr']} | {r['seed']} "
+                 f"| {plan.epochs_of(r)} | "
+                 f"{100 * run_plan.selection_score(r):.1f} | {short} | "
+                 f"{curve_text(r)} |")
+  if not lines:
+    return ""
+  return "\n".join([
+      "| task | method | lr | seed | epochs | dev score | at the plan's "
+      "epochs | dev curve (per evaluation) |",
+      "|---|---|---|---|---|---|---|---|"] + lines)
+
+
 BEGIN, END = "<!-- table.py: begin -->", "<!-- table.py: end -->"
 
 
@@ -211,6 +252,10 @@ def main():
   output = (f"{head}\n{table(rows)}\n\nRuns behind each cell (other seeds: "
             "same command with --seed=N; every command is in the results "
             f"file):\n\n{runs_table(rows)}\n")
+  long_runs = long_runs_table(rows)
+  if long_runs:
+    output += ("\nRuns of other epochs (not in the table above; scores x100 "
+               f"as selected on):\n\n{long_runs}\n")
   if args.doc:
     write_into(args.doc, head + "\n" + table(rows))
   if args.out:

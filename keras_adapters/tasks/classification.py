@@ -52,7 +52,7 @@ class ClassificationTask:
   and writes eval_results.txt, test_results.tsv and the GLUE submission."""
 
   def __init__(self, source, splits, *, max_seq_length=128,
-               dynamic_padding=False, eval_batch_size=32,
+               dynamic_padding=False, eval_every_epochs=0, eval_batch_size=32,
                predict_batch_size=32):
     self.processor = source.processor()
     self.examples = {split: source.read(self.processor, split)
@@ -60,6 +60,7 @@ class ClassificationTask:
     self.labels = self.processor.labels  # inferred from train if generic
     self.max_seq_length = max_seq_length
     self.dynamic_padding = dynamic_padding
+    self.eval_every_epochs = eval_every_epochs
     self.batch_size = dict(dev=eval_batch_size, test=predict_batch_size)
 
   def check_pack(self, config):
@@ -102,6 +103,16 @@ class ClassificationTask:
         _texts(train), [e.label for e in train], settings.train_batch_size,
         skip, self.dynamic_padding)[0]
 
+  def train_callbacks(self, model, settings, steps_per_epoch, chief):
+    """The dev curve (dev_curve.jsonl) with --eval_every_epochs."""
+    if not self.eval_every_epochs:
+      return []
+    from keras_adapters import training  # pylint: disable=g-import-not-at-top
+    return [training.DevCurve(
+        lambda: self._dev_metrics(model), steps_per_epoch,
+        self.eval_every_epochs,
+        os.path.join(settings.output_dir, "dev_curve.jsonl"), write=chief)]
+
   def pack_config(self, model, settings, pretrained):
     del settings, pretrained  # the model's task_config has it all
     return model.task_config
@@ -126,11 +137,15 @@ class ClassificationTask:
     if chief:
       print(f"Exported a SavedModel for TF Serving to {settings.export_dir}")
 
+  def _dev_metrics(self, model):
+    dev = self.examples["dev"]
+    return model.evaluate(_texts(dev), [e.label for e in dev],
+                          self.batch_size["dev"])
+
   def _evaluate(self, model, output_dir, step, chief):
     from keras_adapters import training  # pylint: disable=g-import-not-at-top
     dev = self.examples["dev"]
-    result = model.evaluate(_texts(dev), [e.label for e in dev],
-                            self.batch_size["dev"])
+    result = self._dev_metrics(model)
     lines = [f"eval_{k} = {v:.6f}" for k, v in sorted(result.items())]
     text = "\n".join(lines + [f"global_step = {step}"]) + "\n"
     path = os.path.join(output_dir, "eval_results.txt")

@@ -109,6 +109,10 @@ class SquadTask:
     return data.train_dataset(self.features["train"],
                               settings.train_batch_size, settings.seed, skip)
 
+  def train_callbacks(self, model, settings, steps_per_epoch, chief):
+    del model, settings, steps_per_epoch, chief
+    return []
+
   def pack_config(self, model, settings, pretrained):
     del model
     return dict(
