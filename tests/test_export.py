@@ -24,7 +24,7 @@ from keras_adapters.data import glue
 from keras_adapters import AdapterTextPreprocessor
 from keras_adapters.errors import UserInputError
 from keras_adapters.serving import export_multitask, export_pack
-from keras_adapters.serving.export import model_from_pack
+from keras_adapters import AdapterTextClassifier
 
 SEQ = 64
 TASKS = {"sst-2": (["0", "1"], False, False), "mrpc": (["0", "1"], False, True),
@@ -90,7 +90,7 @@ def exported(tmp_path_factory):
         task_name=task, labels=labels, is_regression=reg,
         fine_tune_mode="adapter", adapter_size=16, top_k_layers=1,
         max_seq_length=SEQ, model="preset all-MiniLM-L6-v2"))
-    loaded, _, _, _ = model_from_pack(packs[task], pre)
+    loaded = AdapterTextClassifier.load_adapters(packs[task], pretrained=pre)
     a, b = _dev(task)
     ref[task], ids[task] = _reference(loaded, pre, pair, reg, a, b)
     ref[task + "/texts"] = (a, b)

@@ -81,10 +81,12 @@ def encode(y, config):
 
 
 def holds_ids(x):
-  """True for input that is already BERT ids (a dataset of int features or
-  a DatasetCreator): it goes to Keras untouched."""
-  if isinstance(x, tf_keras.utils.experimental.DatasetCreator):
+  """True for input that is already BERT ids (a dict of id arrays, a
+  dataset of int features or a DatasetCreator): it goes to Keras untouched."""
+  if isinstance(x, (dict, tf_keras.utils.experimental.DatasetCreator)):
     return True
+  if isinstance(x, (np.ndarray, tf.Tensor)):
+    return np.asarray(x).dtype.kind in "iuf"
   if isinstance(x, tf.data.Dataset):
     first = tf.nest.flatten(x.element_spec)[0]
     return first.dtype != tf.string

@@ -196,8 +196,9 @@ class AdapterTextClassifier(models.BertClassifier):
         dynamic_padding=dynamic_padding)
     return (ds.skip(skip) if skip else ds), steps
 
-  def _eval_batches(self, x, y=None, batch_size=32):
-    """Full static batches (padded at the end); keep len(x) outputs."""
+  def _eval_batches(self, x, y=None, batch_size=32, pad=True):
+    """(batches, n): with `pad`, full static batches (the last one padded
+    with the first example, for an even replica split): keep n outputs."""
     if isinstance(x, tf.data.Dataset):
       return task_inputs.map_strings(x, self), None
     texts_a, texts_b = self._texts(x)
@@ -205,17 +206,20 @@ class AdapterTextClassifier(models.BertClassifier):
     ds = features.text_dataset(texts_a, texts_b, labels, self.preprocessor,
                                is_regression=self.is_regression,
                                batch_size=batch_size)
+    if not pad:
+      return ds, len(texts_a)
     return distribute.padded_batches(ds, len(texts_a), batch_size), len(
         texts_a)
 
-  def fit(self, x=None, y=None, batch_size=32, epochs=1, validation_data=None,
+  def fit(self, x=None, y=None, batch_size=None, epochs=1, validation_data=None,
           steps_per_epoch=None, callbacks=None, verbose="auto", **kwargs):
     """`Model.fit` on raw strings (or a dataset of string batches)."""
-    if task_inputs.holds_ids(x):
-      return super().fit(x, y, batch_size=None, epochs=epochs,
+    if self.preprocessor is None or task_inputs.holds_ids(x):
+      return super().fit(x, y, batch_size=batch_size, epochs=epochs,
                          validation_data=validation_data,
                          steps_per_epoch=steps_per_epoch, callbacks=callbacks,
                          verbose=verbose, **kwargs)
+    batch_size = batch_size or 32
     if isinstance(x, tf.data.Dataset):
       data, steps = task_inputs.map_strings(x, self), None
     else:
@@ -226,28 +230,33 @@ class AdapterTextClassifier(models.BertClassifier):
       self.compile_adamw(steps_per_epoch * epochs)
     if validation_data is not None and not isinstance(
         validation_data, tf.data.Dataset):
-      validation_data = self._eval_batches(*validation_data, batch_size)[0]
+      validation_data = self._eval_batches(*validation_data, batch_size,
+                                           pad=False)[0]
     return super().fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch,
                        validation_data=validation_data, callbacks=callbacks,
                        verbose=verbose, **kwargs)
 
-  def predict_logits(self, x, batch_size=32, **kwargs):
+  def predict_logits(self, x, batch_size=None, **kwargs):
     """Logits [n, classes] (regression: [n, 1])."""
-    if task_inputs.holds_ids(x):
-      return super().predict(x, **kwargs)
-    batches, n = self._eval_batches(x, batch_size=batch_size)
+    if self.preprocessor is None or task_inputs.holds_ids(x):
+      return super().predict(x, batch_size=batch_size, **kwargs)
+    batches, n = self._eval_batches(x, batch_size=batch_size or 32)
     kwargs.setdefault("verbose", 0)
     outputs = super().predict(batches, **kwargs)
     return outputs if n is None else outputs[:n]
 
-  def predict(self, x, batch_size=32, **kwargs):
-    """Class probabilities [n, classes], or scores [n] for regression."""
+  def predict(self, x, batch_size=None, **kwargs):
+    """Class probabilities [n, classes], or scores [n] for regression, of
+    raw texts. Token ids (or a dataset of them) get Keras' `predict`: the
+    logits."""
+    if self.preprocessor is None or task_inputs.holds_ids(x):
+      return super().predict(x, batch_size=batch_size, **kwargs)
     logits = self.predict_logits(x, batch_size, **kwargs)
     if self.is_regression:
       return logits[:, 0]
     return tf.nn.softmax(logits).numpy()
 
-  def predict_labels(self, x, batch_size=32, **kwargs):
+  def predict_labels(self, x, batch_size=None, **kwargs):
     """The predicted label of each text (class index without labels)."""
     outputs = self.predict(x, batch_size, **kwargs)
     if self.is_regression:
@@ -255,10 +264,11 @@ class AdapterTextClassifier(models.BertClassifier):
     index = outputs.argmax(-1)
     return [self.labels[i] for i in index] if self.labels else index
 
-  def evaluate(self, x=None, y=None, batch_size=32, **kwargs):
+  def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
     """{metric: value}: the task's metrics (scikit-learn/SciPy)."""
     from keras_adapters import metrics  # pylint: disable=g-import-not-at-top
-    if "_use_cached_eval_dataset" in kwargs or task_inputs.holds_ids(x):
+    if ("_use_cached_eval_dataset" in kwargs or self.preprocessor is None or
+        task_inputs.holds_ids(x)):
       return super().evaluate(x, y, batch_size=batch_size, **kwargs)
     logits = self.predict_logits(x, batch_size, **kwargs)
     gold = np.asarray(task_inputs.encode(y, self.task_config))
@@ -294,7 +304,7 @@ class AdapterTextClassifier(models.BertClassifier):
   def export(self, export_dir, include_text=True):
     """Writes a TF Serving SavedModel (raw-text `serving_default` and
     token-id `serving_ids`; see docs/serving.md)."""
-    from keras_adapters.serving.export import export_classifier  # pylint: disable=g-import-not-at-top
+    from keras_adapters.serving.classifier_server import export_classifier  # pylint: disable=g-import-not-at-top
     c = self.task_config
     if c["is_pair"] is None:
       raise UserInputError("export needs to know whether the task takes one "

@@ -4,7 +4,7 @@ shared backbone. See docs/serving.md.
 CLI: python -m keras_adapters.serving.export --help
 """
 
-__all__ = ["export_classifier", "export_pack", "model_from_pack",
+__all__ = ["export_classifier", "export_pack",
            "export_multitask"]
 
 

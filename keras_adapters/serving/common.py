@@ -119,3 +119,15 @@ def save(module, export_dir, signatures, assets=None):
   return export_dir
 
 
+def task_is_pair(config, path="the pack"):
+  """Whether the pack's task takes two texts: its "is_pair", or for a pack
+  saved before it recorded that, the GLUE task's layout."""
+  if config.get("is_pair") is not None:
+    return bool(config["is_pair"])
+  from keras_adapters.data import glue  # pylint: disable=g-import-not-at-top
+  task = config.get("task_name") or "generic"
+  if glue.canonical_task_name(task) == "generic":
+    raise UserInputError(f"{path} does not record whether its task takes one "
+                         "text or a pair (saved by an older version); pass "
+                         "--is_pair or --nois_pair")
+  return glue.get_processor(task).is_pair

@@ -108,13 +108,49 @@ def check_packs(packs, multitask=True):
   return configs, arrays
 
 
+def _task_value(path, arrays, key, variable):
+  """The pack's value of `variable`; a head with fewer classes is padded."""
+  if key not in arrays:
+    raise UserInputError(f"{path} lacks {key}; export packs built "
+                         "with the same fine_tune_mode and backbone")
+  value = arrays[key]
+  if value.shape[-1:] != tuple(variable.shape[-1:]) and value.shape[
+      :-1] == tuple(variable.shape[:-1]):  # a head with fewer classes
+    pad = [(0, 0)] * (value.ndim - 1) + [
+        (0, variable.shape[-1] - value.shape[-1])]
+    value = np.pad(value, pad)
+  if value.shape != tuple(variable.shape):
+    raise UserInputError(f"{path}: {key} has shape {value.shape}, the "
+                         f"model needs {tuple(variable.shape)}")
+  return value
+
+
+def _stack_task_variables(model, encoder, packs, arrays):
+  """{id(leaf): (leaf, {attribute: [N, ...] variable})} for every trained
+  variable of `model`, stacked over the packs."""
+  from keras_adapters.tuning import _leaves  # pylint: disable=g-import-not-at-top
+  encoder_ids = set(map(id, encoder.weights))
+  owner = {id(v): leaf for leaf in _leaves(model) for v in leaf.weights}
+  stacks = {}
+  for variable in model.trainable_variables:
+    key = adapter_pack._key(variable, encoder_ids)  # pylint: disable=protected-access
+    per_task = [_task_value(path, a, key, variable)
+                for path, a in zip(packs, arrays)]
+    leaf = owner[id(variable)]
+    if type(leaf) not in _SWAP:
+      raise UserInputError(f"multi-task export cannot vary {type(leaf)}")
+    stack = tf.Variable(tf.stack(per_task), trainable=False,
+                        name=key.replace(":0", "").replace("/", "__"))
+    stacks.setdefault(id(leaf), (leaf, {}))[1][_attr(leaf, variable)] = stack
+  return stacks
+
+
 class MultiTaskServer(tf.Module):
   """The shared model, stacked task variables and the serving functions."""
 
   def __init__(self, packs, pretrained, max_seq_length=None, is_pair=None):
     super().__init__(name="multitask_server")
     from keras_adapters.classifier import build_classifier  # pylint: disable=g-import-not-at-top
-    from keras_adapters.tuning import _leaves
     configs, arrays = check_packs(packs)
     names = [c.get("task_name", "") for c in configs]
     self.task_names = names
@@ -122,8 +158,7 @@ class MultiTaskServer(tf.Module):
     self.num_classes = [1 if r else len(c["labels"])
                         for r, c in zip(self.is_regression, configs)]
     if is_pair is None:
-      from keras_adapters.serving.export import task_is_pair  # pylint: disable=g-import-not-at-top
-      is_pair = [task_is_pair(c, p) for c, p in zip(configs, packs)]
+      is_pair = [common.task_is_pair(c, p) for c, p in zip(configs, packs)]
     self.is_pair = list(is_pair)
     max_classes = max(self.num_classes)
     self.max_seq_length = max_seq_length or max(
@@ -141,33 +176,8 @@ class MultiTaskServer(tf.Module):
         self.max_seq_length, any(self.is_pair), encoder)
     self.vocab_size = int(encoder.get_config()["vocab_size"])
 
-    encoder_ids = set(map(id, encoder.weights))
-    owner = {id(v): leaf for leaf in _leaves(model) for v in leaf.weights}
     self._context = _Context()
-    stacks = {}
-    for variable in model.trainable_variables:
-      key = adapter_pack._key(variable, encoder_ids)  # pylint: disable=protected-access
-      per_task = []
-      for path, a in zip(packs, arrays):
-        if key not in a:
-          raise UserInputError(f"{path} lacks {key}; export packs built "
-                               "with the same fine_tune_mode and backbone")
-        value = a[key]
-        if value.shape[-1:] != tuple(variable.shape[-1:]) and value.shape[
-            :-1] == tuple(variable.shape[:-1]):  # a head with fewer classes
-          pad = [(0, 0)] * (value.ndim - 1) + [
-              (0, variable.shape[-1] - value.shape[-1])]
-          value = np.pad(value, pad)
-        if value.shape != tuple(variable.shape):
-          raise UserInputError(f"{path}: {key} has shape {value.shape}, the "
-                               f"model needs {tuple(variable.shape)}")
-        per_task.append(value)
-      leaf = owner[id(variable)]
-      if type(leaf) not in _SWAP:
-        raise UserInputError(f"multi-task export cannot vary {type(leaf)}")
-      stack = tf.Variable(tf.stack(per_task), trainable=False,
-                          name=key.replace(":0", "").replace("/", "__"))
-      stacks.setdefault(id(leaf), (leaf, {}))[1][_attr(leaf, variable)] = stack
+    stacks = _stack_task_variables(model, encoder, packs, arrays)
     self.task_variables = {}
     for leaf, by_attr in stacks.values():
       leaf.__class__ = _SWAP[type(leaf)]

@@ -114,6 +114,96 @@ def _need(where, obj, key, kind, kind_name):
   return value
 
 
+class _Reader:
+  """What reading one SQuAD file collects, question by question."""
+
+  def __init__(self, path, is_training, version_2_with_negative):
+    self.where = _Where(path)
+    self.is_training, self.version_2 = is_training, version_2_with_negative
+    self.examples, self.skipped, self.notes, self.seen = [], [], [], set()
+    self.num_questions, self.has_answers = 0, True
+
+  def skip(self, qas_id, kind, detail=None, kept=False):
+    (self.notes if kept else self.skipped).append(
+        (qas_id, kind, f"article {self.where.article}, question {qas_id}"
+         + (f": {detail}" if detail else "")))
+
+  def answers(self, qa):
+    """(answers, is_impossible) of a question, checked."""
+    where = self.where
+    if "answers" in qa or self.is_training:
+      answers = _need(where, qa, "answers", list, "a list")
+      if not answers and not self.version_2:
+        self.has_answers = False  # v1.1 scores need a gold answer
+    else:
+      answers, self.has_answers = [], False
+    for answer in answers:
+      _need(where, answer, "text", str, "a string")
+      _need(where, answer, "answer_start", int, "an integer")
+    is_impossible = qa.get("is_impossible", False)
+    if not isinstance(is_impossible, bool):
+      where.fail(f"'is_impossible' must be true or false, got "
+                 f"{is_impossible!r}")
+    if is_impossible and not self.version_2:
+      where.fail("unanswerable question (is_impossible) in SQuAD v1.1 "
+                 "mode; pass --version_2_with_negative for SQuAD 2.0 data")
+    if self.version_2 and "is_impossible" not in qa:
+      is_impossible = not answers
+    return answers, is_impossible
+
+  def positions(self, qas_id, answers, context, doc_tokens, offsets):
+    """(start word, end word, answer text) to train on, or None (skipped)."""
+    from official.nlp.tools import tokenization  # pylint: disable=g-import-not-at-top
+    if not answers:
+      self.skip(qas_id, "no answer to train on; unanswerable questions need "
+                "--version_2_with_negative")
+      return None
+    mismatch = _answer_mismatch(context, answers[:1])
+    if mismatch:
+      self.skip(qas_id, "an answer that does not match the context", mismatch)
+      return None
+    text, offset = answers[0]["text"], answers[0]["answer_start"]
+    start, end = offsets[offset], offsets[offset + len(text) - 1]
+    actual = " ".join(doc_tokens[start:end + 1])
+    cleaned = " ".join(tokenization.whitespace_tokenize(text))
+    if actual.find(cleaned) == -1:
+      self.skip(qas_id, "answer text not found in the whitespace-split "
+                "context", f"{actual!r} vs {cleaned!r}")
+      return None
+    return start, end, text
+
+  def question(self, qa, context, doc_tokens, offsets):
+    """Checks one question and keeps it as a SquadExample (or skips it)."""
+    from official.nlp.data import squad_lib  # pylint: disable=g-import-not-at-top
+    qas_id = str(_need(self.where, qa, "id", (str, int), "a string"))
+    self.where.question = qas_id
+    if qas_id in self.seen:
+      self.where.fail("duplicate question id")
+    self.seen.add(qas_id)
+    self.num_questions += 1
+    question = _need(self.where, qa, "question", str, "a string")
+    answers, is_impossible = self.answers(qa)
+    if not doc_tokens:
+      self.skip(qas_id, "empty context")
+      return
+    span = (None, None, None)
+    if self.is_training:
+      span = (-1, -1, "") if is_impossible else self.positions(
+          qas_id, answers, context, doc_tokens, offsets)
+      if span is None:
+        return
+    elif _answer_mismatch(context, answers):
+      # Prediction does not use answer positions and evaluation compares
+      # texts only: keep the question, but say so.
+      self.skip(qas_id, "an answer that does not match the context (kept: "
+                "not used for prediction or evaluation)",
+                _answer_mismatch(context, answers), kept=True)
+    self.examples.append(squad_lib.SquadExample(
+        qas_id=qas_id, question_text=question, doc_tokens=doc_tokens,
+        orig_answer_text=span[2], start_position=span[0],
+        end_position=span[1], is_impossible=is_impossible))
+
+
 def read_squad_file(path, is_training, version_2_with_negative=False,
                     warn=True):
   """Reads and validates the SQuAD JSON file at `path`.
@@ -133,15 +223,10 @@ def read_squad_file(path, is_training, version_2_with_negative=False,
     UserInputError: naming the file, article and question id of the first
       structural problem.
   """
-  from official.nlp.data import squad_lib  # pylint: disable=g-import-not-at-top
-  from official.nlp.tools import tokenization  # pylint: disable=g-import-not-at-top
-
   raw = load_json(path)
-  where = _Where(path)
+  reader = _Reader(path, is_training, version_2_with_negative)
+  where = reader.where
   articles = _need(where, raw, "data", list, "a list of articles")
-  version = str(raw.get("version", "?"))
-  examples, skipped, notes, seen = [], [], [], set()
-  num_questions, has_answers = 0, True
   for a, article in enumerate(articles):
     where.article, where.question = f"#{a}", None
     title = article.get("title") if isinstance(article, dict) else None
@@ -155,80 +240,14 @@ def read_squad_file(path, is_training, version_2_with_negative=False,
       doc_tokens, char_to_word_offset = split_context(context)
       for qa in qas:
         where.question = f"(paragraph #{p})"
-        qas_id = _need(where, qa, "id", (str, int), "a string")
-        where.question = qas_id = str(qas_id)
-        if qas_id in seen:
-          where.fail("duplicate question id")
-        seen.add(qas_id)
-        num_questions += 1
-        question = _need(where, qa, "question", str, "a string")
-        if "answers" in qa or is_training:
-          answers = _need(where, qa, "answers", list, "a list")
-          if not answers and not version_2_with_negative:
-            has_answers = False  # v1.1 scores need a gold answer
-        else:
-          answers, has_answers = [], False
-        for answer in answers:
-          _need(where, answer, "text", str, "a string")
-          _need(where, answer, "answer_start", int, "an integer")
-        is_impossible = qa.get("is_impossible", False)
-        if not isinstance(is_impossible, bool):
-          where.fail(f"'is_impossible' must be true or false, got "
-                     f"{is_impossible!r}")
-        if is_impossible and not version_2_with_negative:
-          where.fail("unanswerable question (is_impossible) in SQuAD v1.1 "
-                     "mode; pass --version_2_with_negative for SQuAD 2.0 data")
-        if version_2_with_negative and "is_impossible" not in qa:
-          is_impossible = not answers
-        def skip(kind, detail=None, kept=False):
-          (notes if kept else skipped).append(
-              (qas_id, kind, f"article {where.article}, question {qas_id}"
-               + (f": {detail}" if detail else "")))
-
-        if not doc_tokens:
-          skip("empty context")
-          continue
-        mismatch = _answer_mismatch(context, answers[:1] if is_training
-                                    else answers)
-        start_position = end_position = orig_answer_text = None
-        if is_training and is_impossible:
-          start_position, end_position, orig_answer_text = -1, -1, ""
-        elif is_training:
-          if not answers:
-            skip("no answer to train on; unanswerable questions need "
-                 "--version_2_with_negative")
-            continue
-          if mismatch:
-            skip("an answer that does not match the context", mismatch)
-            continue
-          answer = answers[0]
-          orig_answer_text = answer["text"]
-          offset = answer["answer_start"]
-          start_position = char_to_word_offset[offset]
-          end_position = char_to_word_offset[offset + len(orig_answer_text)
-                                             - 1]
-          actual = " ".join(doc_tokens[start_position:end_position + 1])
-          cleaned = " ".join(tokenization.whitespace_tokenize(
-              orig_answer_text))
-          if actual.find(cleaned) == -1:
-            skip("answer text not found in the whitespace-split context",
-                 f"{actual!r} vs {cleaned!r}")
-            continue
-        elif mismatch:
-          # Prediction does not use answer positions and evaluation compares
-          # texts only: keep the question, but say so.
-          skip("an answer that does not match the context (kept: not "
-               "used for prediction or evaluation)", mismatch, kept=True)
-        examples.append(squad_lib.SquadExample(
-            qas_id=qas_id, question_text=question, doc_tokens=doc_tokens,
-            orig_answer_text=orig_answer_text, start_position=start_position,
-            end_position=end_position, is_impossible=is_impossible))
+        reader.question(qa, context, doc_tokens, char_to_word_offset)
   if warn:
-    _warn(path, "skipped", skipped)
-    _warn(path, "kept", notes)
-  skipped = [(qas_id, kind) for qas_id, kind, _ in skipped]
-  return SquadFile(path, version, articles, examples, skipped, num_questions,
-                   has_answers)
+    _warn(path, "skipped", reader.skipped)
+    _warn(path, "kept", reader.notes)
+  skipped = [(qas_id, kind) for qas_id, kind, _ in reader.skipped]
+  return SquadFile(path, str(raw.get("version", "?")), articles,
+                   reader.examples, skipped, reader.num_questions,
+                   reader.has_answers)
 
 
 def _answer_mismatch(context, answers):

@@ -1,0 +1,81 @@
+"""The code stays in the shape DEVELOPERS.md asks for: short functions, no
+import cycle inside the package, GLUE facts and text -> ids in one place."""
+
+import ast
+import re
+
+import pytest
+
+from harness import REPO
+
+PACKAGE = REPO / "keras_adapters"
+SOURCES = sorted(PACKAGE.rglob("*.py")) + [REPO / "run_classifier.py",
+                                           REPO / "run_squad.py"]
+MAX_FUNCTION_LINES = 60
+
+
+def _module_name(path):
+  parts = path.relative_to(REPO).with_suffix("").parts
+  return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path):
+  """Package modules imported anywhere in `path` (lazy imports too)."""
+  found = set()
+  for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    if isinstance(node, ast.Import):
+      found |= {a.name for a in node.names}
+    elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+      found.add(node.module)
+      found |= {f"{node.module}.{a.name}" for a in node.names}
+  return {m for m in found if m.startswith("keras_adapters")}
+
+
+def test_no_function_over_60_lines():
+  long = []
+  for path in SOURCES:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+      if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        lines = node.end_lineno - node.lineno + 1
+        if lines > MAX_FUNCTION_LINES:
+          long.append(f"{path.relative_to(REPO)}:{node.lineno} "
+                      f"{node.name} ({lines} lines)")
+  assert not long
+
+
+def test_no_import_cycle_inside_the_package():
+  modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+  graph = {m: {i for i in _imports(p) if i in modules and i != m}
+           for m, p in modules.items()}
+  # A package's __init__ re-exporting its own submodules is not a cycle.
+  graph = {m: {i for i in deps if not m.startswith(i + ".")}
+           for m, deps in graph.items()}
+  state, cycles = {}, []
+
+  def visit(m, stack):
+    state[m] = "open"
+    for dep in sorted(graph[m]):
+      if state.get(dep) == "open":
+        cycles.append(" -> ".join(stack[stack.index(dep):] + [dep]))
+      elif dep not in state:
+        visit(dep, stack + [dep])
+    state[m] = "done"
+
+  for m in sorted(graph):
+    if m not in state:
+      visit(m, [m])
+  assert not cycles
+
+
+@pytest.mark.parametrize("pattern, allowed", [
+    # Tokenizer/packer layers are built only by the preprocessor (SQuAD's
+    # span alignment uses squad_lib's own tokenizer, by design).
+    (r"BertTokenizer\(|BertPackInputs\(",
+     {"keras_adapters/models/text_preprocessor.py"}),
+    # GLUE label lists and submission names live only in data/glue.py.
+    (r'"not_entailment"|"MNLI-m"|"sts-b":', {"keras_adapters/data/glue.py"}),
+])
+def test_one_place_per_fact(pattern, allowed):
+  found = {str(p.relative_to(REPO)) for p in SOURCES
+           if re.search(pattern, p.read_text(encoding="utf-8"))}
+  assert found == allowed
