@@ -13,6 +13,7 @@ import tempfile
 
 import numpy as np
 
+from keras_adapters import faults
 from keras_adapters.errors import UserInputError
 
 _META = "__config__"
@@ -50,6 +51,7 @@ def save_adapter_pack(path, model, encoder, config):
                              prefix=f".{os.path.basename(path)}.")
   with os.fdopen(fd, "wb") as f:
     np.savez(f, **arrays)
+    faults.mid_write("pack", tmp, f)  # test-only: KERAS_ADAPTERS_FAULT
   os.chmod(tmp, 0o644)  # mkstemp makes 0600
   os.replace(tmp, path)  # a crash mid-write never leaves a loadable pack
 

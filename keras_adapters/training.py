@@ -11,6 +11,7 @@ import tf_keras
 from official.nlp import optimization
 
 from keras_adapters import distribute
+from keras_adapters import faults
 from keras_adapters.errors import UserInputError
 
 # Used when --learning_rate is not given: the paper sweeps adapters over
@@ -58,6 +59,7 @@ class _CheckpointEvery(tf_keras.callbacks.Callback):
       self.manager.save(checkpoint_number=step)
     if step >= self.total:
       self.model.stop_training = True
+    faults.after_step(step)  # test-only: KERAS_ADAPTERS_FAULT=step:N
 
 
 class DevCurve(tf_keras.callbacks.Callback):
@@ -120,6 +122,7 @@ def _dropout_generators(model):
 
 
 def checkpoint_manager(model, output_dir):
+  faults.hook_checkpoint_writes()  # test-only: KERAS_ADAPTERS_FAULT
   generators = _dropout_generators(model)
   checkpoint = tf.train.Checkpoint(
       model=model, optimizer=model.optimizer,
@@ -198,5 +201,6 @@ def write_atomically(path, text):
                              suffix=".tmp")
   with os.fdopen(fd, "w", encoding="utf-8") as f:
     f.write(text)
+    faults.mid_write("results", tmp, f)  # test-only: KERAS_ADAPTERS_FAULT
   os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are for everyone
   os.replace(tmp, path)

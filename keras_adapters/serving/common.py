@@ -6,6 +6,7 @@ import tempfile
 
 import tensorflow as tf
 
+from keras_adapters import faults
 from keras_adapters.errors import UserInputError
 from keras_adapters.models.text_preprocessor import check_max_seq_length
 from keras_adapters.models.text_preprocessor import IDS  # pylint: disable=unused-import
@@ -109,6 +110,7 @@ def save(module, export_dir, signatures, assets=None):
   tmp = tempfile.mkdtemp(dir=parent, prefix=".tmp-export-")
   try:
     tf.saved_model.save(module, tmp, signatures=signatures)
+    faults.mid_write("export", tmp)  # test-only: KERAS_ADAPTERS_FAULT
     os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a server may run as another user
     if os.path.isdir(export_dir):
       os.rmdir(export_dir)  # empty (checked above)
