@@ -105,11 +105,6 @@ def check_output_dir():
                          f"({e.strerror})") from None
 
 
-def learning_rate():
-  from keras_adapters.training import DEFAULT_LEARNING_RATES
-  return FLAGS.learning_rate or DEFAULT_LEARNING_RATES[FLAGS.fine_tune_mode]
-
-
 def load_pretrained_from_flags():
   from keras_adapters.loaders import load_pretrained
   return load_pretrained(
