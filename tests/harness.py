@@ -163,14 +163,10 @@ def tiny_adapter_pack(path, adapter_size=8, labels=("0", "1"),
                       task_name="mrpc", max_seq_length=16):
   """Writes a real adapter pack to `path`, trained one step on a small random
   BERT (not MiniLM): a pack of another backbone, for the mismatch checks."""
-  from official.nlp.modeling import networks
   from keras_adapters import adapter_pack
   from keras_adapters.classifier import build_classifier
-  from keras_adapters.networks.adapter_bert_encoder import build_encoder
-  tf_keras.utils.set_random_seed(5)
-  other = build_encoder(networks.BertEncoderV2(
-      vocab_size=100, hidden_size=32, num_layers=2, num_attention_heads=2,
-      inner_dim=64, inner_activation="gelu", max_sequence_length=16))
+  other = tiny_encoder(max_sequence_length=16, inner_activation="gelu",
+                       seed=5)
   model, encoder = build_classifier(other, len(labels), "adapter",
                                     adapter_size=adapter_size)
   model.compile(optimizer="adam", loss=tf_keras.losses.
@@ -184,3 +180,95 @@ def tiny_adapter_pack(path, adapter_size=8, labels=("0", "1"),
       fine_tune_mode="adapter", adapter_size=adapter_size, top_k_layers=1,
       max_seq_length=max_seq_length, model="a small random BERT"))
   return str(path)
+
+
+# --- shared by the test modules (conftest.py exposes them as fixtures) -------
+
+def minilm_cache():
+  """The converted default model's cache directory (~/.cache/...)."""
+  from keras_adapters import presets  # pylint: disable=g-import-not-at-top
+  return Path(presets.cache_dir(presets.DEFAULT_PRESET))
+
+
+def tiny_encoder(vocab_size=100, hidden_size=32, num_layers=2,
+                 inner_dim=64, max_sequence_length=32, seed=1, **kwargs):
+  """A tiny random BERT (BertEncoderV2) made an adapter-ready encoder.
+  Random weights: for tests about structure, ops and plumbing, not quality.
+  `kwargs` go to BertEncoderV2 (e.g. dropout_rate=0.0, inner_activation)."""
+  from official.nlp.modeling import networks  # pylint: disable=g-import-not-at-top
+  from keras_adapters.networks.adapter_bert_encoder import build_encoder  # pylint: disable=g-import-not-at-top
+  if seed is not None:
+    tf_keras.utils.set_random_seed(seed)
+  kwargs.setdefault("num_attention_heads", 2)
+  return build_encoder(networks.BertEncoderV2(
+      vocab_size=vocab_size, hidden_size=hidden_size, num_layers=num_layers,
+      inner_dim=inner_dim, max_sequence_length=max_sequence_length, **kwargs))
+
+
+def glue_subset(target, rows, task="MRPC", edit=None):
+  """target/: the header and the first `rows[split]` real rows of each split
+  of GLUE `task` (UTF-8, no BOM). `edit(split, lines)` may rewrite the lines
+  (header first) before they are written. Returns target."""
+  target = Path(target)
+  target.mkdir(parents=True, exist_ok=True)
+  for split, n in rows.items():
+    lines = (GLUE_DIR / task / f"{split}.tsv").read_text(
+        encoding="utf-8-sig").splitlines()[:n + 1]
+    if edit:
+      lines = edit(split, lines)
+    (target / f"{split}.tsv").write_text("\n".join(lines) + "\n",
+                                         encoding="utf-8")
+  return target
+
+
+def driver_env(**extra):
+  """Environment of a driver subprocess: repo importable, TF quiet (3: no
+  C++ cuInit line on machines with CUDA libraries but no GPU)."""
+  env = dict(subprocess_env(), TF_CPP_MIN_LOG_LEVEL="3")
+  env.pop("KERAS_ADAPTERS_FAULT", None)  # only where a test sets it
+  env.update({k: str(v) for k, v in extra.items()})
+  return env
+
+
+DRIVERS = {
+    "run_classifier.py": [str(REPO / "run_classifier.py")],
+    "run_squad.py": [str(REPO / "run_squad.py")],
+    "export": ["-m", "keras_adapters.serving.export"],
+}
+
+
+def start_driver(program, args, env=None, **popen_kwargs):
+  """Starts `program` (a key of DRIVERS) with `args`; returns the Popen
+  (text mode, stdout and stderr piped unless given)."""
+  popen_kwargs.setdefault("stdout", subprocess.PIPE)
+  popen_kwargs.setdefault("stderr", subprocess.PIPE)
+  return subprocess.Popen([sys.executable, *DRIVERS[program], *map(str, args)],
+                          cwd=REPO, env=env or driver_env(), text=True,
+                          **popen_kwargs)
+
+
+def run_driver(program, args, env=None, timeout=1800):
+  """Runs `program` to its end: a CompletedProcess (stdout, stderr text)."""
+  return subprocess.run([sys.executable, *DRIVERS[program], *map(str, args)],
+                        cwd=REPO, env=env or driver_env(),
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def checked(result):
+  """`result` (a CompletedProcess) after asserting a clean exit."""
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "Traceback" not in result.stderr
+  return result
+
+
+def file_hashes(root):
+  """{relative path: sha256} of every file under root."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  found = {}
+  for folder, _, names in os.walk(root):
+    for name in names:
+      path = os.path.join(folder, name)
+      with open(path, "rb") as f:
+        found[os.path.relpath(path, root)] = hashlib.sha256(
+            f.read()).hexdigest()
+  return found

@@ -117,6 +117,7 @@ def test_add_adapters_on_default_model_garden_config():
   assert_all_equal(_run(new, inputs), _run(bert, inputs))
 
 
+@pytest.mark.large  # a fresh process
 def test_tiny_encoder_round_trip_and_fresh_process_saved_model():
   ids = np.array([[2, 7, 9, 3, 0, 0], [2, 4, 8, 5, 3, 0]], np.int32)
   inputs = dict(input_word_ids=ids, input_mask=(ids > 0).astype(np.int32),

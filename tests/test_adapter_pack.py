@@ -5,23 +5,20 @@ import json
 import numpy as np
 import pytest
 import tf_keras
-from official.nlp.modeling import networks
 
+from harness import tiny_encoder
 from keras_adapters import adapter_pack
 from keras_adapters.classifier import build_classifier
 from keras_adapters.errors import UserInputError
-from keras_adapters.networks.adapter_bert_encoder import build_encoder
 
 CONFIG = dict(task_name="mrpc", labels=["0", "1"], fine_tune_mode="adapter",
               adapter_size=4)
 
 
 def _backbone(perturb=False):
-  tf_keras.utils.set_random_seed(0)
-  encoder = build_encoder(networks.BertEncoderV2(
-      vocab_size=60, hidden_size=16, num_layers=2, num_attention_heads=2,
-      inner_dim=32, inner_activation="gelu", max_sequence_length=16,
-      type_vocab_size=2))
+  encoder = tiny_encoder(vocab_size=60, hidden_size=16, inner_dim=32,
+                         max_sequence_length=16, inner_activation="gelu",
+                         type_vocab_size=2, seed=0)
   if perturb:  # the same architecture and seed, one weight nudged
     table = encoder.get_embedding_table()
     table[7, 3].assign(table[7, 3] + 1e-3)

@@ -168,6 +168,7 @@ def test_both_adapters_present_with_names_and_sizes():
       "output_dropout_adapter/adapter_ffn/up_project/kernel:0"}
 
 
+@pytest.mark.large  # a fresh process
 def test_round_trip_and_fresh_process_saved_model():
   inputs = [t.numpy() for t in _inputs()]
   tf_keras.utils.set_random_seed(3)

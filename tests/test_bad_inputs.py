@@ -14,34 +14,25 @@ import concurrent.futures
 import json
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import harness
 from harness import DATA
 from harness import GLUE_DIR
 from harness import REPO
-from harness import subprocess_env
+from harness import file_hashes
 from harness import tiny_adapter_pack
-from test_resume import file_hashes
-from keras_adapters import presets
 
 MRPC, STSB = GLUE_DIR / "MRPC", GLUE_DIR / "STS-B"
 SQUAD_DEV = DATA / "squad" / "dev-v1.1.json"
-MINILM = Path(presets.cache_dir(presets.DEFAULT_PRESET))
+MINILM = harness.minilm_cache()
 DOC = REPO / "docs" / "RELIABILITY.md"
-pytestmark = pytest.mark.skipif(
-    not (MRPC.is_dir() and SQUAD_DEV.is_file() and MINILM.is_dir()),
-    reason="needs the real GLUE/SQuAD data and the converted MiniLM")
+pytestmark = pytest.mark.large  # 38 driver subprocesses
 
-PROGRAMS = {
-    "run_classifier.py": [str(REPO / "run_classifier.py")],
-    "run_squad.py": [str(REPO / "run_squad.py")],
-    "export": ["-m", "keras_adapters.serving.export"],
-}
 # Writes of a failed run that are fine: a resumable run's state.
 ALLOWED_WRITES = ("out/checkpoints/", "out/logs/")
 
@@ -377,10 +368,7 @@ def _run_case(name, tmp):
       a.startswith("--output_dir") for a in args):
     args.append(f"--output_dir={tmp / 'out'}")
   before = file_hashes(tmp)
-  env = dict(subprocess_env(), TF_CPP_MIN_LOG_LEVEL="3")
-  result = subprocess.run(
-      [sys.executable, *PROGRAMS[case.program], *args], cwd=REPO, env=env,
-      capture_output=True, text=True, timeout=900)
+  result = harness.run_driver(case.program, args, timeout=900)
   after = file_hashes(tmp)
   written = sorted(p for p in after if after[p] != before.get(p) and
                    not p.startswith(ALLOWED_WRITES))

@@ -11,6 +11,8 @@ import pytest
 
 from harness import REPO, subprocess_env
 
+pytestmark = pytest.mark.large  # benchmark smoke tests: each script in its own process
+
 TINY = ["--batch", "2", "--seq", "16"]
 
 

@@ -26,6 +26,8 @@ from keras_adapters.errors import UserInputError
 from keras_adapters.serving import export_multitask, export_pack
 from keras_adapters import AdapterTextClassifier
 
+pytestmark = pytest.mark.large  # SavedModel exports, reloaded in fresh processes
+
 SEQ = 64
 TASKS = {"sst-2": (["0", "1"], False, False), "mrpc": (["0", "1"], False, True),
          "sts-b": (None, True, True)}

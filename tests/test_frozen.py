@@ -1,41 +1,30 @@
 """Frozen means frozen: adapter training leaves every backbone weight bit for
 bit as pretrained, and training task B changes no byte of task A.
 
-Uses the tiny real runs of test_resume.py (`reliability_runs`).
+Uses the tiny real runs of tests/reliability.py (conftest's `reliability`).
 """
 
 import numpy as np
 import pytest
 
-from harness import GLUE_DIR
+import harness
 from harness import minilm
-from test_resume import MINILM_CACHE
-from test_resume import _checked
-from test_resume import file_hashes
-from test_resume import reliability_runs
 
-pytestmark = pytest.mark.skipif(
-    not (GLUE_DIR / "MRPC").is_dir() or not (GLUE_DIR / "SST-2").is_dir(),
-    reason="real MRPC/SST-2 not found")
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-  return reliability_runs(str(tmp_path_factory.getbasetemp() / "reliability"))
+pytestmark = pytest.mark.large  # reads the driver runs of tests/reliability.py
 
 
 def _unscoped(variable):
   return variable.name.split("/", 1)[1]
 
 
-def test_adapter_training_leaves_the_backbone_bit_identical(runs):
+def test_adapter_training_leaves_the_backbone_bit_identical(reliability):
   """Restores the reference run's final checkpoint (the whole model) and
   compares every pretrained variable: the frozen ones bit for bit, and the
   ones adapter mode trains (LayerNorms, pooler) must have moved."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from keras_adapters.classifier import build_classifier  # pylint: disable=g-import-not-at-top
-  root, futures = runs
-  _checked(futures["reference"].result())
+  root, futures = reliability
+  harness.checked(futures["reference"].result())
   pretrained = {_unscoped(v): v.numpy() for v in minilm()[0].weights}
   model, encoder = build_classifier(minilm()[0], 2, "adapter", 64)
   latest = tf.train.latest_checkpoint(str(root / "reference" / "checkpoints"))
@@ -61,19 +50,19 @@ def test_adapter_training_leaves_the_backbone_bit_identical(runs):
   assert frozen == 22_713_216 - 13 * 2 * 384 - (384 * 384 + 384)
 
 
-def test_training_task_b_changes_nothing_of_task_a(runs):
+def test_training_task_b_changes_nothing_of_task_a(reliability):
   """After task A (MRPC) trained, an SST-2 run on the same backbone, then
   A's pack predicting A's test set again: every file of A (pack,
   predictions, checkpoints) and of the shared backbone cache is unchanged,
   and the pack predicts byte for byte what A's run predicted."""
-  root, futures = runs
+  root, futures = reliability
   before, cache_before, trained_b, predicted_a = futures["task_b"].result()
-  _checked(trained_b)
-  _checked(predicted_a)
+  harness.checked(trained_b)
+  harness.checked(predicted_a)
   assert (root / "b" / "adapter_pack.npz").is_file()
   assert "adapter_pack.npz" in before and "test_results.tsv" in before
-  assert file_hashes(root / "reference") == before
-  assert file_hashes(MINILM_CACHE) == cache_before
+  assert harness.file_hashes(root / "reference") == before
+  assert harness.file_hashes(harness.minilm_cache()) == cache_before
   for name in ("test_results.tsv", "MRPC.tsv"):
     assert (root / "a_again" / name).read_bytes() == (
         root / "reference" / name).read_bytes(), name

@@ -14,6 +14,8 @@ import pytest
 from harness import GLUE_DIR, REPO, subprocess_env
 from keras_adapters import AdapterTextClassifier
 
+pytestmark = pytest.mark.large  # driver and exporter subprocesses
+
 SEQ = 64
 _CHILD = r"""
 import json, sys

@@ -5,12 +5,12 @@ import pytest
 import tensorflow as tf
 import tf_keras
 from official.nlp.modeling import models
-from official.nlp.modeling import networks
 
 from harness import GLUE_DIR
 from harness import assert_all_equal
 from harness import minilm
 from harness import run_saved_model_test
+from harness import tiny_encoder
 from keras_adapters import tuning
 from keras_adapters.classifier import build_classifier
 from keras_adapters.data import glue
@@ -19,7 +19,6 @@ from keras_adapters.layers.matmul_attention import MatmulAttention
 from keras_adapters.layers.matmul_attention import use_matmul_attention
 from keras_adapters.loaders import load_pretrained
 from keras_adapters.networks.adapter_bert_encoder import add_adapters
-from keras_adapters.networks.adapter_bert_encoder import build_encoder
 
 
 def _pair(**kwargs):
@@ -77,8 +76,12 @@ def test_same_dropout_masks_from_generators():
     fast_out, slow_out = outs
   finally:
     tf_keras.backend.experimental.disable_tf_random_generator()
-  assert_all_equal(fast_out, slow_out)
-  assert not np.array_equal(fast_out[0], _grads(layer, x, None, False)[0])
+  # The same masks: equal up to float32 rounding (a few ulp when oneDNN
+  # picks another blocking on a busy machine); another mask would move
+  # outputs by ~1e-1.
+  for fast, slow in zip(fast_out, slow_out):
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-6)
+  assert np.abs(fast_out[0] - _grads(layer, x, None, False)[0]).max() > 1e-2
 
 
 def test_other_attention_axes_use_the_parent_einsums():
@@ -89,6 +92,7 @@ def test_other_attention_axes_use_the_parent_einsums():
   assert_all_equal(fast(x, x), slow(x, x))
 
 
+@pytest.mark.large  # a fresh process
 def test_config_round_trip_and_saved_model():
   x = tf.random.stateless_normal([2, 5, 16], seed=[3, 1])
   layer = MatmulAttention(num_heads=2, key_dim=8)
@@ -109,10 +113,8 @@ def test_config_round_trip_and_saved_model():
 
 
 def _tiny_encoder():
-  tf_keras.utils.set_random_seed(0)
-  return build_encoder(networks.BertEncoderV2(
-      vocab_size=60, hidden_size=16, num_layers=2, num_attention_heads=2,
-      inner_dim=32, max_sequence_length=16))
+  return tiny_encoder(vocab_size=60, hidden_size=16, inner_dim=32,
+                      max_sequence_length=16, seed=0)
 
 
 @pytest.mark.parametrize("mode", tuning.FINE_TUNE_MODES)

@@ -88,6 +88,7 @@ def test_unprepared_or_unknown_dataset_is_a_clear_error(tmp_path):
     tfds_glue.config_of("glue/qnlix")
 
 
+@pytest.mark.large  # a driver subprocess
 def test_driver_trains_mrpc_from_tfds_offline(tfds_dir, tmp_path):
   # 3668 * 0.01 // 32 = 1 step; then the whole dev split through TFDS.
   env = dict(subprocess_env(), TF_CPP_MIN_LOG_LEVEL="3", **OFFLINE)

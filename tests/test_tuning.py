@@ -1,24 +1,20 @@
 """Fine-tuning modes: exactly which variables train; the parameter report."""
 
 import pytest
-import tf_keras
-from official.nlp.modeling import networks
 
 from harness import minilm
+from harness import tiny_encoder
 from keras_adapters import tuning
 from keras_adapters.classifier import build_classifier
 from keras_adapters.errors import UserInputError
-from keras_adapters.networks.adapter_bert_encoder import build_encoder
 
 LAYERS = 2
 
 
 def _tiny_encoder():
-  tf_keras.utils.set_random_seed(0)
-  return build_encoder(networks.BertEncoderV2(
-      vocab_size=60, hidden_size=16, num_layers=LAYERS, num_attention_heads=2,
-      inner_dim=32, inner_activation="gelu", max_sequence_length=16,
-      type_vocab_size=2))
+  return tiny_encoder(vocab_size=60, hidden_size=16, num_layers=LAYERS,
+                      inner_dim=32, max_sequence_length=16,
+                      inner_activation="gelu", type_vocab_size=2, seed=0)
 
 
 def _names(variables, encoder):
