@@ -240,7 +240,11 @@ def test_a_point_another_live_runner_holds_is_skipped(tmp_path, fake,
                                                       monkeypatch):
   import subprocess  # pylint: disable=g-import-not-at-top
   first, second = _first_two_rte_points(tmp_path, monkeypatch)
-  other = subprocess.Popen(["sleep", "60"])  # a live "runner"
+  # A live "runner": it waits on its stdin, so it lives until killed below
+  # however long the test takes (no timer).
+  other = subprocess.Popen([sys.executable, "-c",
+                            "import sys; sys.stdin.read()"],
+                           stdin=subprocess.PIPE)
   try:
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / f"{first}.lock").write_text(str(other.pid))
