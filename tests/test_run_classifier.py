@@ -1,22 +1,22 @@
-"""run_classifier.py end to end: a short real MRPC run, and bad input.
+"""run_classifier.py end to end (large tier): a real MRPC run, and bad input.
 
-`test_slow_mrpc_training_*` is the slow one (~1.5 min on 2 busy CPU cores:
-25 adapter-tuning steps of MiniLM plus the dev evaluation); it stays in the
-default suite. It runs in the background while the bad-input runs (all
-started together) are checked.
+`test_slow_mrpc_training_*` is the slow one: one epoch of adapter tuning of
+MiniLM on the real MRPC train set (114 steps of 32, max_seq_length 128 with
+--dynamic_padding, learning rate 3e-3) plus the real dev evaluation (33
+minutes wall on 2 cores under a load of ~14; far less on an idle machine);
+it must beat the majority class by a margin. It runs in
+the background while the bad-input runs (all started together) are checked.
 """
 
 import math
 import subprocess
-import sys
 
 import pytest
 import tf_keras
 
+import harness
 from harness import GLUE_DIR
-from harness import REPO
 from harness import minilm
-from harness import subprocess_env
 from harness import tiny_adapter_pack
 from keras_adapters import adapter_pack
 from keras_adapters.classifier import build_classifier
@@ -24,23 +24,24 @@ from keras_adapters.data import glue
 from keras_adapters.data.features import make_dataset
 
 MRPC = GLUE_DIR / "MRPC"
-pytestmark = pytest.mark.skipif(not MRPC.is_dir(),
-                                reason=f"real MRPC not found at {MRPC}")
+pytestmark = pytest.mark.large  # driver subprocesses and a real training run
 
-# 3668 train examples // 16 = 229 steps per epoch; 0.11 epochs = 25 steps.
+# MRPC dev: 279 of 408 pairs are paraphrases, so predicting "paraphrase" for
+# all scores accuracy 0.684 and F1 0.812 (precision 0.684, recall 1).
+MAJORITY_ACCURACY, CONSTANT_F1 = 279 / 408, 2 * 279 / (279 + 408)
+# 3668 train examples // 32 = 114 steps: one epoch, at the paper sweep's
+# highest adapter rate (3e-3; at 1e-3 and max_seq_length 64 one epoch
+# reached only accuracy 0.696, F1 0.815).
 TRAIN_FLAGS = ["--task_name=MRPC", "--do_train", "--do_eval",
-               "--max_seq_length=64", "--train_batch_size=16",
-               "--eval_batch_size=64", "--num_train_epochs=0.11"]
-TRAIN_STEPS = 25
+               "--max_seq_length=128", "--train_batch_size=32",
+               "--eval_batch_size=64", "--num_train_epochs=1",
+               "--dynamic_padding", "--learning_rate=3e-3"]
+TRAIN_STEPS = 114
 
 
 def _start(flags, output_dir):
-  env = dict(subprocess_env(), TF_CPP_MIN_LOG_LEVEL="3")
-  return subprocess.Popen(
-      [sys.executable, str(REPO / "run_classifier.py"), *flags,
-       f"--output_dir={output_dir}"],
-      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-      text=True)
+  return harness.start_driver("run_classifier.py",
+                              [*flags, f"--output_dir={output_dir}"])
 
 
 def _finish(proc, timeout):
@@ -55,15 +56,11 @@ def _finish(proc, timeout):
 def _copy_mrpc(folder, edit_row=None):
   """Header + 6 real MRPC rows as train.tsv/dev.tsv; `edit_row(columns)`
   rewrites the 3rd train row (line 4 of the file)."""
-  folder.mkdir()
-  for split in ("train", "dev"):
-    lines = (MRPC / f"{split}.tsv").read_text(encoding="utf-8-sig").splitlines()
-    lines = lines[:7]
+  def edit(split, lines):
     if split == "train" and edit_row:
       lines[3] = "\t".join(edit_row(lines[3].split("\t")))
-    (folder / f"{split}.tsv").write_text("\n".join(lines) + "\n",
-                                         encoding="utf-8")
-  return folder
+    return lines
+  return harness.glue_subset(folder, dict(train=6, dev=6), edit=edit)
 
 
 def _pack_of_another_backbone(tmp):
@@ -213,17 +210,18 @@ def test_slow_mrpc_training_lowers_loss_and_writes_eval_results(
   assert set(results) == {"eval_accuracy", "eval_f1", "global_step"}
   assert int(results["global_step"]) == TRAIN_STEPS
   accuracy, f1 = float(results["eval_accuracy"]), float(results["eval_f1"])
-  assert 0 <= f1 <= 1
-  # 68.4% of MRPC dev are paraphrases; 25 steps reach at least that
-  # (measured: 0.684, f1 0.812), a coin flip would not.
-  assert 0.6 < accuracy <= 1
+  # Above what a constant "paraphrase" predictor scores, by a margin (a run
+  # that learns only the label prior, or nothing, fails here). Measured:
+  # accuracy 0.747549, F1 0.837283 (the run is seeded: the same each time).
+  assert accuracy >= MAJORITY_ACCURACY + 0.04, (accuracy, f1)
+  assert f1 >= CONSTANT_F1 + 0.015, (accuracy, f1)
 
   config = adapter_pack.load_adapter_pack(
       str(output_dir / "adapter_pack.npz"), model, encoder)
   assert config["task_name"] == "mrpc" and config["adapter_size"] == 64
   after = _mean_loss(model, fixed_batch)
-  # Measured 0.692 -> 0.629 (the label prior alone gives 0.633 here):
-  # 25 steps mostly learn the prior; a no-op or diverging run stays >= 0.69.
+  # The label prior alone gives 0.633 here (25 steps at 1e-3 reached 0.629);
+  # a no-op or diverging run stays >= 0.69.
   assert after < before - 0.04, (before, after)
 
 
@@ -245,13 +243,13 @@ def test_jit_compile_run_compiles_with_xla(tmp_path):
   """--jit_compile reaches model.compile: the step runs through XLA (TF logs
   its one-time 'Compiled cluster using XLA' line) and the run evaluates."""
   data = _copy_mrpc(tmp_path / "data")
-  env = dict(subprocess_env(), TF_CPP_MIN_LOG_LEVEL="0")
-  proc = subprocess.run(
-      [sys.executable, str(REPO / "run_classifier.py"), "--task_name=MRPC",
-       "--do_train", "--do_eval", f"--data_dir={data}", "--jit_compile",
-       "--max_seq_length=32", "--train_batch_size=2", "--num_train_epochs=1",
-       f"--output_dir={tmp_path / 'out'}"],
-      cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+  proc = harness.run_driver(
+      "run_classifier.py", ["--task_name=MRPC", "--do_train", "--do_eval",
+                            f"--data_dir={data}", "--jit_compile",
+                            "--max_seq_length=32", "--train_batch_size=2",
+                            "--num_train_epochs=1",
+                            f"--output_dir={tmp_path / 'out'}"],
+      env=harness.driver_env(TF_CPP_MIN_LOG_LEVEL="0"), timeout=900)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "jit_compile=True" in proc.stdout
   assert "Compiled cluster using XLA" in proc.stderr
