@@ -119,7 +119,7 @@ def test_save_and_load_adapters_round_trip(trained, mrpc, tmp_path):
     reloaded.predict(dev_x[0])
 
 
-def test_explicit_compile_wins_and_callbacks_run(mrpc):
+def test_explicit_compile_wins_and_callbacks_run(mrpc, tmp_path):
   x, y, _, _ = mrpc
   clf = AdapterTextClassifier.from_preset(num_classes=2, max_seq_length=SEQ)
   clf.compile(optimizer=tf_keras.optimizers.SGD(0.0),
@@ -129,7 +129,13 @@ def test_explicit_compile_wins_and_callbacks_run(mrpc):
   seen = []
   clf.fit(x, [int(v) for v in y], epochs=1, verbose=0, callbacks=[
       tf_keras.callbacks.LambdaCallback(
-          on_epoch_end=lambda epoch, logs: seen.append(logs["loss"]))])
+          on_epoch_end=lambda epoch, logs: seen.append(logs["loss"])),
+      tf_keras.callbacks.EarlyStopping(monitor="loss", patience=1),
+      tf_keras.callbacks.TensorBoard(str(tmp_path / "logs")),
+      tf_keras.callbacks.ModelCheckpoint(str(tmp_path / "ckpt" / "weights"),
+                                         save_weights_only=True)])
+  assert (tmp_path / "ckpt" / "weights.index").is_file()
+  assert list((tmp_path / "logs" / "train").iterdir())
   assert isinstance(clf.optimizer, tf_keras.optimizers.SGD)
   for b, v in zip(before, clf.trainable_variables):
     np.testing.assert_array_equal(b, v.numpy())  # rate 0: nothing moved
