@@ -65,6 +65,7 @@ def test_init_statistics(init_scale):
                             adapter.up_project.kernel.numpy().T)
 
 
+@pytest.mark.large  # a fresh process
 def test_layer_round_trip_and_fresh_process_saved_model():
   x = _inputs(16).numpy()
   layer, output = run_layer_test(

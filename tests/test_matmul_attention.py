@@ -124,9 +124,13 @@ def test_every_fine_tune_mode_gets_it(mode):
       MatmulAttention] * 2
 
 
-def test_real_minilm_adapter_training_step_is_bitwise_unchanged():
+def test_real_minilm_adapter_training_step_is_unchanged():
   """Loss, logits and every gradient of a dropout-on training step of the
-  real all-MiniLM-L6-v2 with adapters, as `--deterministic` runs train."""
+  real all-MiniLM-L6-v2 with adapters, as `--deterministic` runs train:
+  the same up to float32 rounding. Usually bit for bit; on a busy machine
+  oneDNN may pick another blocking (measured: gradients up to 1.6e-9
+  apart, at values ~1e-4). Other dropout masks would differ by orders of
+  magnitude more."""
   _, vocab_file, lower = minilm()
   processor = glue.get_processor("MRPC")
   examples = processor.get_examples(str(GLUE_DIR / "MRPC"), "train")[:4]
@@ -153,4 +157,7 @@ def test_real_minilm_adapter_training_step_is_bitwise_unchanged():
       results.append([loss, logits] + [tf.convert_to_tensor(g) for g in grads])
   finally:
     tf_keras.backend.experimental.disable_tf_random_generator()
-  assert_all_equal(results[1], results[0])
+  assert len(results[1]) == len(results[0])
+  for fast, slow in zip(results[1], results[0]):
+    np.testing.assert_allclose(fast.numpy(), slow.numpy(), rtol=1e-4,
+                               atol=1e-7)
