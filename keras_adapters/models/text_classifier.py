@@ -173,9 +173,9 @@ class AdapterTextClassifier(models.BertClassifier):
       raise UserInputError("this classifier has no preprocessor: build it "
                            "with from_preset to pass raw text")
     texts_a, texts_b = task_inputs.split_texts(x)
+    check_max_seq_length(self.preprocessor.max_seq_length,
+                         texts_b is not None)
     if self.task_config["is_pair"] is None:
-      check_max_seq_length(self.preprocessor.max_seq_length,
-                           texts_b is not None)
       self.task_config["is_pair"] = texts_b is not None
     elif self.task_config["is_pair"] != (texts_b is not None):
       want = "(texts_a, texts_b)" if self.task_config["is_pair"] else "texts"

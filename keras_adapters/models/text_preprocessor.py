@@ -18,7 +18,7 @@ def check_max_seq_length(max_seq_length, is_pair, limit=MAX_SEQ_LENGTH_LIMIT):
     raise UserInputError(
         f"max_seq_length {max_seq_length!r} out of range: need {need}..{limit} "
         f"([CLS] + {'2 x [SEP]' if is_pair else '[SEP]'} take {need}); set "
-        "max_seq_length e.g. 128")
+        "--max_seq_length e.g. 128")
   return max_seq_length
 
 
@@ -44,7 +44,10 @@ class AdapterTextPreprocessor(tf_keras.layers.Layer):
   def __init__(self, vocab_file, lower_case=True, max_seq_length=128,
                **kwargs):
     super().__init__(**kwargs)
-    check_max_seq_length(max_seq_length, is_pair=False)
+    if not isinstance(max_seq_length, int) or max_seq_length < 2:
+      check_max_seq_length(max_seq_length, is_pair=False)  # raises
+    # The upper limit (and 3 for pairs) is checked where the layout is
+    # known: by the classifier, the datasets and the exports.
     if not os.path.isfile(vocab_file):
       raise UserInputError(f"vocab file {vocab_file} not found; pass the "
                            "vocab.txt of the BERT checkpoint (--vocab_file)")
