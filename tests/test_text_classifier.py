@@ -8,7 +8,6 @@ exported by the CLI really uses text_b in a fresh process.
 
 import csv
 import json
-import os
 import re
 import subprocess
 import sys

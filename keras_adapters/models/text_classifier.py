@@ -1,6 +1,5 @@
 """AdapterTextClassifier: BERT + adapters + head, with its preprocessor attached."""
 
-import os
 
 import numpy as np
 import tensorflow as tf
