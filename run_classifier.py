@@ -26,6 +26,15 @@ flags.DEFINE_bool("dynamic_padding", False, "Pad each training batch only "
                   "to its longest example (multiple of 8), not to "
                   "max_seq_length: same batches, faster on CPU/GPU for short "
                   "texts; numbers differ by float rounding. Not with TPUs.")
+flags.DEFINE_bool("bucket_by_length", False, "Batch training examples of "
+                  "similar length: each batch holds one length bucket and is "
+                  "cut to its boundary (a fixed set of shapes, so it works "
+                  "on TPU and compiles once per bucket with --jit_compile). "
+                  "Every example once per epoch; see "
+                  "keras_adapters/data/bucketing.py.")
+flags.DEFINE_list("bucket_boundaries", [], "With --bucket_by_length: "
+                  "increasing bucket lengths in wordpieces (default: 4 equal "
+                  "widths of max_seq_length, e.g. 32,64,96,128).")
 flags.DEFINE_bool("do_eval", False, "Evaluate on dev; writes eval_results.txt.")
 flags.DEFINE_integer("eval_every_epochs", 0, "With --do_train and --do_eval: "
                      "also evaluate dev after every N-th epoch, one JSON line "
@@ -83,7 +92,25 @@ def _check_flags():
                                 FLAGS.distribution_strategy == "tpu"):
     raise UserInputError("--dynamic_padding makes batch shapes vary, which "
                          "TPUs cannot run; drop it for TPU training")
+  if FLAGS.bucket_by_length and FLAGS.dynamic_padding:
+    raise UserInputError("--bucket_by_length already cuts each batch to its "
+                         "bucket; drop --dynamic_padding")
+  if FLAGS.bucket_boundaries and not FLAGS.bucket_by_length:
+    raise UserInputError("--bucket_boundaries needs --bucket_by_length")
   driver_flags.check_common_flags()
+
+
+def _bucketing():
+  """False, or the bucket boundaries (checked now, before any slow work)."""
+  if not FLAGS.bucket_by_length:
+    return False
+  from keras_adapters.data import bucketing  # pylint: disable=g-import-not-at-top
+  try:
+    boundaries = [int(b) for b in FLAGS.bucket_boundaries]
+  except ValueError:
+    raise UserInputError(f"--bucket_boundaries {','.join(FLAGS.bucket_boundaries)}"
+                         ": give comma-separated integers") from None
+  return bucketing.boundaries_for(FLAGS.max_seq_length, boundaries)
 
 
 def _task():
@@ -103,6 +130,7 @@ def _task():
   return ClassificationTask(
       source, splits, max_seq_length=FLAGS.max_seq_length,
       dynamic_padding=FLAGS.dynamic_padding,
+      bucket_by_length=_bucketing(),
       eval_every_epochs=FLAGS.eval_every_epochs,
       eval_batch_size=FLAGS.eval_batch_size,
       predict_batch_size=FLAGS.predict_batch_size)

@@ -8,7 +8,8 @@ with the stored metrics to benchmarks/results/glue_core_repro.jsonl.
 `--path fit` reads the same TSVs with the same processor and calls
 `from_preset(seed=42)` + `fit(x=(texts_a, texts_b), y=labels)` +
 `evaluate` with the driver's defaults (batch 32, 3 epochs unless the row's
-command says otherwise, max_seq_length 128, adapters m=64 at 1e-3).
+command says otherwise, max_seq_length 128, adapters m=64 at 1e-3, padding
+to max_seq_length unless the command has --dynamic_padding).
 """
 
 import argparse
@@ -75,7 +76,8 @@ def run_fit(row):
       task_name=flags["task_name"],
       max_seq_length=int(flags.get("max_seq_length", 128)))
   clf.fit(*split("train"), batch_size=32,
-          epochs=int(float(flags.get("num_train_epochs", 3))))
+          epochs=int(float(flags.get("num_train_epochs", 3))),
+          dynamic_padding=bool(flags.get("dynamic_padding")))
   metrics = {f"eval_{k}": v for k, v in clf.evaluate(*split("dev")).items()}
   metrics["global_step"] = float(clf.optimizer.iterations.numpy())
   return metrics

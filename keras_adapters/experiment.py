@@ -3,7 +3,7 @@ resumable training, adapter pack, export and results, over a task object
 (keras_adapters/tasks/).
 
 A task provides `prepare(pretrained, settings)`, `build_model(pretrained, settings)` -> (model, encoder),
-`compile(model, settings, total_steps)`, `num_train_batches(settings)`,
+`compile(model, settings, total_steps)`, `num_train_batches(model, settings)`,
 `train_batches(model, settings, skip)`,
 `train_callbacks(model, settings, steps_per_epoch, chief)`,
 `pack_config(model, settings, pretrained)`,
@@ -53,13 +53,13 @@ class Settings:
 
 def with_pack_settings(settings, check_task):
   """`settings` with the model settings of `settings.adapter_pack`, after
-  `check_task(pack_config)` accepted the pack."""
+  `check_task(pack_config, pack_path)` accepted the pack."""
   from keras_adapters.adapter_pack import read_pack  # pylint: disable=g-import-not-at-top
   if settings.do_train:
     raise UserInputError("--adapter_pack is for evaluation/prediction; drop "
                          "it or --do_train")
   config, _ = read_pack(settings.adapter_pack)
-  check_task(config)
+  check_task(config, settings.adapter_pack)
   return dataclasses.replace(settings, **{
       k: config[k] for k in PACK_SETTINGS if config.get(k) is not None})
 
@@ -118,7 +118,7 @@ def run(task, settings, load_pretrained, batch_flags):
     pretrained = load_pretrained()
     task.prepare(pretrained, settings)
     model, encoder = task.build_model(pretrained, settings)
-    steps_per_epoch = task.num_train_batches(settings)
+    steps_per_epoch = task.num_train_batches(model, settings)
     if settings.do_train and steps_per_epoch == 0:
       raise UserInputError(f"{task.num_train_examples()} training examples "
                            "are fewer than one batch; lower "

@@ -261,6 +261,10 @@ CASES = {
     "fewer_examples_than_a_batch": Case(
         "run_classifier.py", _glue_flags("--train_batch_size=32"),
         ["6 training examples are fewer than one batch"]),
+    "bucket_boundaries_not_increasing": Case(
+        "run_classifier.py", _glue_flags("--bucket_by_length",
+                                         "--bucket_boundaries=64,32"),
+        ["--bucket_boundaries 64,32: give increasing lengths"]),
     "loss_becomes_nan": Case(
         "run_classifier.py", lambda tmp: [
             "--task_name=MRPC", "--do_train", "--do_eval",

@@ -160,6 +160,7 @@ def test_dynamic_padding_cuts_only_padding():
   assert max(lengths) < 128  # MRPC pairs are far shorter than 128
 
 
+@pytest.mark.large
 def test_dynamic_padding_gives_the_same_model_outputs():
   """The real MiniLM with adapters gives the same logits for a batch padded
   to 128 and the same batch cut by dynamic padding (padding is masked)."""

@@ -219,6 +219,7 @@ def test_model_garden_matches_reference(mg_dir, batch, reference):
   _check("model garden", pretrained.encoder, batch, reference)
 
 
+@pytest.mark.large
 def test_hub_matches_reference(hub_dir, batch, reference):
   pretrained = load_pretrained(hub_module=str(hub_dir))
   assert pretrained.vocab_file == str(hub_dir / "assets" / "vocab.txt")
@@ -228,6 +229,7 @@ def test_hub_matches_reference(hub_dir, batch, reference):
   _check("hub", pretrained.encoder, batch, reference)
 
 
+@pytest.mark.large
 def test_hub_activation_override(hub_dir, batch, reference):
   encoder, vocab, lower = load_hub_encoder(str(hub_dir),
                                            hidden_act="gelu_new")
@@ -322,6 +324,7 @@ def test_hub_errors(tmp_path):
           str(tmp_path / "not_bert"))
 
 
+@pytest.mark.large
 def test_load_pretrained_errors(tf1_dir, mg_dir, hub_dir, tmp_path):
   _raises("pass hub_module or init_checkpoint, not both", load_pretrained,
           init_checkpoint=str(tf1_dir), hub_module=str(hub_dir))

@@ -124,6 +124,7 @@ def test_every_fine_tune_mode_gets_it(mode):
       MatmulAttention] * 2
 
 
+@pytest.mark.large
 def test_real_minilm_adapter_training_step_is_unchanged():
   """Loss, logits and every gradient of a dropout-on training step of the
   real all-MiniLM-L6-v2 with adapters, as `--deterministic` runs train:

@@ -27,13 +27,17 @@ def _row(task, method, lr, seed, score, init=plan.DEFAULT_INIT):
 def test_every_point_once_and_seed1_best_of_a_swept_method_dropped():
   points = plan.unique_points()
   keys = [(p["task"], p["method"], p["lr"], p["seed"], p["init"],
-           p["epochs"]) for _, p in points]
-  assert len(keys) == len(set(keys)) == 166
-  assert sum(block != "8_probe_20ep" for block, _ in points) == 158
+           p["epochs"], p["batching"]) for _, p in points]
+  assert len(keys) == len(set(keys)) == 174
+  assert sum(block != "8_probe_20ep" for block, _ in points) == 166
+  # Block 9: MRPC's dynamic-padding seeds are block 1/2's runs; new are the
+  # 6 bucketed runs and SST-2's dynamic seeds 2-3.
+  assert sum(block == "9_bucketing" for block, _ in points) == 8
   for _, p in points:
     if p["lr"].startswith("best:") and p["seed"] == 1:
       assert (p["method"] not in plan.SWEPT or
-              p["init"] != plan.DEFAULT_INIT or p["epochs"] == 20)
+              p["init"] != plan.DEFAULT_INIT or p["epochs"] == 20 or
+              p["batching"] == "bucketed")
 
 
 def test_unswept_methods_take_the_rate_of_their_source():

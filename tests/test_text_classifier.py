@@ -50,6 +50,13 @@ def trained(mrpc):
   return clf, history
 
 
+@pytest.fixture(scope="module")
+def untrained():
+  """A classifier that is never fit: the bad-input checks share it."""
+  return AdapterTextClassifier.from_preset(labels=["0", "1"],
+                                           max_seq_length=SEQ)
+
+
 @pytest.mark.large
 def test_readme_example_runs_as_written(tmp_path):
   """The README's task-API block, verbatim, from a directory beside
@@ -118,6 +125,7 @@ def test_save_and_load_adapters_round_trip(trained, mrpc, tmp_path):
     reloaded.predict(dev_x[0])
 
 
+@pytest.mark.large
 def test_explicit_compile_wins_and_callbacks_run(mrpc, tmp_path):
   x, y, _, _ = mrpc
   clf = AdapterTextClassifier.from_preset(num_classes=2, max_seq_length=SEQ)
@@ -141,6 +149,7 @@ def test_explicit_compile_wins_and_callbacks_run(mrpc, tmp_path):
   assert len(seen) == 1 and np.isfinite(seen[0])
 
 
+@pytest.mark.large
 def test_fit_on_a_dataset_of_strings(mrpc):
   x, y, _, _ = mrpc
   clf = AdapterTextClassifier.from_preset(labels=["0", "1"],
@@ -159,12 +168,11 @@ def test_fit_on_a_dataset_of_strings(mrpc):
     (lambda c, x, y: c.fit((x[0], x[1][:3]), y), "one text_b per text_a"),
     (lambda c, x, y: c.fit("one string", ["0"]), "must be a list"),
 ])
-def test_bad_input_is_one_clear_error(mrpc, call, message):
+def test_bad_input_is_one_clear_error(mrpc, untrained, call, message):
   x, y, _, _ = mrpc
-  clf = AdapterTextClassifier.from_preset(labels=["0", "1"],
-                                          max_seq_length=SEQ)
   with pytest.raises(UserInputError, match=message):
-    call(clf, x, y)
+    call(untrained, x, y)
+  assert untrained.optimizer is None  # refused before any training
 
 
 def test_model_sources_and_task_facts(tmp_path):

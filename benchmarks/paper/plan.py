@@ -102,18 +102,22 @@ def method_settings(method):
 
 
 def point(task, method, lr, seed, init=DEFAULT_INIT, epochs=None,
-          eval_every=0):
+          eval_every=0, batching="dynamic"):
   """A run's settings. `epochs`: None = the task's (TASKS); `eval_every`:
   --eval_every_epochs (a dev curve; not in the name, it does not change
-  training)."""
+  training); `batching`: "dynamic" (--dynamic_padding) or "bucketed"
+  (--bucket_by_length, "_bucketed" in the name)."""
   epochs = TASKS[task][3] if epochs is None else epochs
   name = f"{task.lower().replace('-', '')}_{method}_lr{lr}_s{seed}"
   if init != DEFAULT_INIT:
     name += f"_init{init}"
   if epochs != TASKS[task][3]:
     name += f"_ep{epochs}"
+  if batching != "dynamic":
+    name += f"_{batching}"
   return dict(name=name, task=task, method=method, lr=lr, seed=seed,
-              init=init, epochs=epochs, eval_every=eval_every)
+              init=init, epochs=epochs, eval_every=eval_every,
+              batching=batching)
 
 
 def epochs_of(p):
@@ -164,6 +168,11 @@ def blocks():
        [point(t, m, f"{rate}:{m}", 1, epochs=20, eval_every=1)
         for t in ("CoLA", "RTE") for rate in ("best", "below")
         for m in ("adapter64", "full")]),
+      ("9_bucketing", "issue #25: MRPC and SST-2 (first 10k) adapters m=64 "
+       "at the best LR, seeds 1-3, --bucket_by_length vs --dynamic_padding",
+       [point(t, "adapter64", "best:adapter64", s, batching=b)
+        for t in ("MRPC", "SST-2") for s in (1, 2, 3)
+        for b in ("bucketed", "dynamic")]),
   ]
 
 
@@ -175,8 +184,10 @@ def command(p, lr, output_dir):
   reproduces its metrics (runs stored before 2026-11-24 lack it).
   """
   data_dir, _, seq, _, _ = TASKS[p["task"]]
+  batching = dict(dynamic="dynamic_padding", bucketed="bucket_by_length")[
+      p.get("batching", "dynamic")]
   flags = dict(task_name=p["task"], do_train=None, do_eval=None,
-               dynamic_padding=None,
+               **{batching: None},
                data_dir=data_dir, output_dir=output_dir, max_seq_length=seq,
                num_train_epochs=epochs_of(p), learning_rate=lr,
                seed=p["seed"],
@@ -226,8 +237,9 @@ def unique_points():
   for block, _, points in blocks():
     for p in points:
       key = (p["task"], p["method"], p["lr"], p["seed"], p["init"],
-             p["epochs"])
+             p["epochs"], p["batching"])
       if (p["lr"].startswith("best:") and p["seed"] == 1 and
+          p["batching"] == "dynamic" and
           (p["task"], p["method"], p["init"], p["epochs"]) in swept):
         continue
       if key not in seen:

@@ -98,7 +98,8 @@ def resolve(p, rows):
       grid = grid_of(method)
       lr = grid[max(0, grid.index(lr) - 1)]
   return plan.point(p["task"], p["method"], lr, p["seed"], p["init"],
-                    p.get("epochs"), p.get("eval_every", 0))
+                    p.get("epochs"), p.get("eval_every", 0),
+                    p.get("batching", "dynamic"))
 
 
 def prepare_sst2_subset():
@@ -289,6 +290,7 @@ def finish_point(run, args):
   row = dict(name=p["name"], block=run["block"], task=p["task"],
              method=p["method"], lr=p["lr"], seed=p["seed"], init=p["init"],
              max_seq_length=seq, num_train_epochs=plan.epochs_of(p),
+             batching=p.get("batching", "dynamic"),
              metrics=read_metrics(output_dir),
              **(dict(eval_every=p["eval_every"], dev_curve=curve)
                 if curve is not None else {}),

@@ -85,6 +85,23 @@ def text_dataset(texts_a: Sequence[str], texts_b: Optional[Sequence[str]], label
   features only). Tokenized in batches of 256 by `preprocessor`, then cached."""
   if not isinstance(batch_size, int) or batch_size < 1:
     raise UserInputError(f"batch_size {batch_size!r} must be a positive integer")
+  ds = text_examples(texts_a, texts_b, labels, preprocessor,
+                     is_regression=is_regression)
+  if is_training:
+    ds = ds.shuffle(len(texts_a), seed=seed, reshuffle_each_iteration=True)
+  if repeat:
+    ds = ds.repeat()
+  ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+  if dynamic_padding:
+    ds = ds.map(_cut_padding)
+  return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def text_examples(texts_a: Sequence[str], texts_b: Optional[Sequence[str]],
+                  labels, preprocessor, *,
+                  is_regression: bool = False) -> tf.data.Dataset:
+  """The cached, unbatched examples of `text_dataset`: features padded to
+  the preprocessor's max_seq_length (with labels unless `labels` is None)."""
   texts = {"a": list(texts_a)}
   if texts_b is not None:
     texts["b"] = list(texts_b)
@@ -96,15 +113,7 @@ def text_dataset(texts_a: Sequence[str], texts_b: Optional[Sequence[str]], label
     ds = tf.data.Dataset.from_tensor_slices((texts, tf.constant(labels, dtype)))
     pack = lambda t, y: (preprocessor(t["a"], t.get("b")), y)
   ds = ds.batch(_TOKENIZE_BATCH).map(pack, num_parallel_calls=tf.data.AUTOTUNE)
-  ds = ds.unbatch().cache()
-  if is_training:
-    ds = ds.shuffle(len(texts["a"]), seed=seed, reshuffle_each_iteration=True)
-  if repeat:
-    ds = ds.repeat()
-  ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-  if dynamic_padding:
-    ds = ds.map(_cut_padding)
-  return ds.prefetch(tf.data.AUTOTUNE)
+  return ds.unbatch().cache()
 
 
 def _cut_padding(features, labels):

@@ -10,6 +10,7 @@ from keras_adapters import adapter_pack
 from keras_adapters import distribute
 from keras_adapters import training
 from keras_adapters import tuning
+from keras_adapters.data import bucketing
 from keras_adapters.data import features
 from keras_adapters.data import glue
 from keras_adapters.errors import UserInputError
@@ -182,18 +183,38 @@ class AdapterTextClassifier(models.BertClassifier):
                            "trained; pass them in that layout")
     return texts_a, texts_b
 
-  def train_batches(self, x, y, batch_size, skip=0, dynamic_padding=False):
+  def train_batches(self, x, y, batch_size, skip=0, dynamic_padding=False,
+                    bucket_by_length=False):
     """(dataset, steps_per_epoch): the repeated, shuffled global batches of
-    `fit` (full batches only), positioned `skip` batches in."""
+    `fit`, positioned `skip` batches in. Full batches only; with
+    `bucket_by_length` (True, or the bucket boundaries) each batch holds
+    examples of one length bucket (keras_adapters/data/bucketing.py)."""
     texts_a, texts_b = self._texts(x)
     steps = task_inputs.check_training_size(len(texts_a), y, batch_size)
     labels = task_inputs.encode(y, self.task_config)
-    ds = features.text_dataset(
-        texts_a, texts_b, labels, self.preprocessor,
-        is_regression=self.is_regression, batch_size=batch_size,
-        is_training=True, seed=self.seed, drop_remainder=True, repeat=True,
-        dynamic_padding=dynamic_padding)
+    if bucket_by_length:
+      ds, steps = self._bucketed(texts_a, texts_b, labels, batch_size,
+                                 bucket_by_length)
+    else:
+      ds = features.text_dataset(
+          texts_a, texts_b, labels, self.preprocessor,
+          is_regression=self.is_regression, batch_size=batch_size,
+          is_training=True, seed=self.seed, drop_remainder=True, repeat=True,
+          dynamic_padding=dynamic_padding)
     return (ds.skip(skip) if skip else ds), steps
+
+  def _bucketed(self, texts_a, texts_b, labels, batch_size, boundaries):
+    examples = features.text_examples(texts_a, texts_b, labels,
+                                      self.preprocessor,
+                                      is_regression=self.is_regression)
+    boundaries = bucketing.boundaries_for(
+        self.preprocessor.max_seq_length,
+        None if boundaries is True else boundaries)
+    steps = bucketing.steps_per_epoch(bucketing.example_lengths(examples),
+                                      boundaries, batch_size)
+    ds = bucketing.training_batches(examples, len(texts_a), boundaries,
+                                    batch_size, self.seed)
+    return ds.prefetch(tf.data.AUTOTUNE), steps
 
   def _eval_batches(self, x, y=None, batch_size=32, pad=True):
     """(batches, n): with `pad`, full static batches (the last one padded
@@ -211,8 +232,19 @@ class AdapterTextClassifier(models.BertClassifier):
         texts_a)
 
   def fit(self, x=None, y=None, batch_size=None, epochs=1, validation_data=None,
-          steps_per_epoch=None, callbacks=None, verbose="auto", **kwargs):
-    """`Model.fit` on raw strings (or a dataset of string batches)."""
+          steps_per_epoch=None, callbacks=None, verbose="auto",
+          dynamic_padding=None, bucket_by_length=False, **kwargs):
+    """`Model.fit` on raw strings (or a dataset of string batches).
+
+    `dynamic_padding` (default: on, except on TPU or with `jit_compile`)
+    cuts each batch to its longest text: the same batches as padding to
+    max_seq_length, only float rounding differs. `bucket_by_length`: True
+    (or bucket boundaries) batches texts of similar length together, each
+    batch cut to its bucket: less padding still, a fixed set of shapes."""
+    if dynamic_padding is None:
+      dynamic_padding = not (bucket_by_length or self.jit_compile or
+                             isinstance(self.distribute_strategy,
+                                        tf.distribute.TPUStrategy))
     if self.preprocessor is None or task_inputs.holds_ids(x):
       return super().fit(x, y, batch_size=batch_size, epochs=epochs,
                          validation_data=validation_data,
@@ -222,7 +254,9 @@ class AdapterTextClassifier(models.BertClassifier):
     if isinstance(x, tf.data.Dataset):
       data, steps = task_inputs.map_strings(x, self), None
     else:
-      batches, steps = self.train_batches(x, y, batch_size)
+      batches, steps = self.train_batches(
+          x, y, batch_size, dynamic_padding=dynamic_padding,
+          bucket_by_length=bucket_by_length)
       data = distribute.per_replica_input(lambda: batches)
     steps_per_epoch = steps_per_epoch or steps or task_inputs.count(x)
     if not self._is_compiled:

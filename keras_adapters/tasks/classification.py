@@ -52,23 +52,24 @@ class ClassificationTask:
   and writes eval_results.txt, test_results.tsv and the GLUE submission."""
 
   def __init__(self, source, splits, *, max_seq_length=128,
-               dynamic_padding=False, eval_every_epochs=0, eval_batch_size=32,
-               predict_batch_size=32):
+               dynamic_padding=False, bucket_by_length=False,
+               eval_every_epochs=0, eval_batch_size=32, predict_batch_size=32):
     self.processor = source.processor()
     self.examples = {split: source.read(self.processor, split)
                      for split in splits}
     self.labels = self.processor.labels  # inferred from train if generic
     self.max_seq_length = max_seq_length
     self.dynamic_padding = dynamic_padding
+    self.bucket_by_length = bucket_by_length  # False, True or boundaries
     self.eval_every_epochs = eval_every_epochs
     self.batch_size = dict(dev=eval_batch_size, test=predict_batch_size)
 
-  def check_pack(self, config):
+  def check_pack(self, config, path):
     if config.get("labels") != self.labels:
       raise UserInputError(
-          f"the adapter pack was trained with labels {config.get('labels')}, "
-          f"task {self.processor.name} has {self.labels}; use the pack of "
-          "this task")
+          f"{path} was trained with labels {config.get('labels')}, task "
+          f"{self.processor.submission_name} has {self.labels}; use the pack "
+          "of this task")
 
   def prepare(self, pretrained, settings):
     del pretrained, settings
@@ -94,14 +95,19 @@ class ClassificationTask:
   def num_train_examples(self):
     return len(self.examples.get("train", []))
 
-  def num_train_batches(self, settings):
-    return self.num_train_examples() // settings.train_batch_size
+  def num_train_batches(self, model, settings):
+    if not self.bucket_by_length:
+      return self.num_train_examples() // settings.train_batch_size
+    return self._train_batches(model, settings, 0)[1]  # counts the lengths
 
   def train_batches(self, model, settings, skip):
+    return self._train_batches(model, settings, skip)[0]
+
+  def _train_batches(self, model, settings, skip):
     train = self.examples["train"]
     return model.train_batches(
         _texts(train), [e.label for e in train], settings.train_batch_size,
-        skip, self.dynamic_padding)[0]
+        skip, self.dynamic_padding, self.bucket_by_length)
 
   def train_callbacks(self, model, settings, steps_per_epoch, chief):
     """The dev curve (dev_curve.jsonl) with --eval_every_epochs."""

@@ -50,9 +50,9 @@ class SquadTask:
     self.features = {}
     self.pretrained = None
 
-  def check_pack(self, config):
+  def check_pack(self, config, path):
     if config.get("task_name") != "squad":
-      raise UserInputError("the adapter pack was trained for task "
+      raise UserInputError(f"{path} was trained for task "
                            f"{config.get('task_name')!r}, not SQuAD; use the "
                            "pack of a run_squad.py run")
 
@@ -100,7 +100,8 @@ class SquadTask:
   def num_train_examples(self):
     return len(self.features.get("train", []))
 
-  def num_train_batches(self, settings):
+  def num_train_batches(self, model, settings):
+    del model
     return self.num_train_examples() // settings.train_batch_size
 
   def train_batches(self, model, settings, skip):

@@ -1,0 +1,92 @@
+"""Length-bucketed training batches (`--bucket_by_length`).
+
+Each example goes to the first bucket whose boundary is >= its length in
+wordpieces (with [CLS]/[SEP]); a batch holds one bucket's examples and is cut
+to that bucket's boundary. So a run pads little and sees one shape per
+bucket: XLA (`--jit_compile`) and TPUs compile once per bucket, not once per
+batch as with `--dynamic_padding`.
+
+Every pass over the data is reshuffled (from the seed) and feeds each example
+exactly once. A bucket's last batch of a pass is topped up to the full batch
+size with copies of its first example at sample weight 0, so every batch has
+the static global batch size (an even split over replicas, TPU-ready) and
+adds nothing of the copies to the loss or metrics.
+"""
+
+import math
+from typing import Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from keras_adapters.errors import UserInputError
+
+NUM_DEFAULT_BUCKETS = 4
+
+
+def boundaries_for(max_seq_length: int,
+                   boundaries: Optional[Sequence[int]] = None) -> list:
+  """The bucket boundaries: `boundaries` checked (max_seq_length appended if
+  they stop short of it), or by default 4 equal widths rounded up to a
+  multiple of 8 (max_seq_length 128: 32, 64, 96, 128)."""
+  if not boundaries:
+    width = max_seq_length / NUM_DEFAULT_BUCKETS
+    return sorted({min(max_seq_length, math.ceil(width * i / 8) * 8)
+                   for i in range(1, NUM_DEFAULT_BUCKETS + 1)})
+  values = [int(b) for b in boundaries]
+  if (any(b < 1 for b in values) or values != sorted(set(values))
+      or values[-1] > max_seq_length):
+    raise UserInputError(
+        f"--bucket_boundaries {','.join(map(str, boundaries))}: give "
+        f"increasing lengths between 1 and --max_seq_length={max_seq_length}")
+  return values if values[-1] == max_seq_length else values + [max_seq_length]
+
+
+def steps_per_epoch(lengths, boundaries: Sequence[int], batch_size: int) -> int:
+  """Batches per pass: each bucket's examples in batches, the last one
+  topped up (so the count does not depend on the order)."""
+  buckets = np.searchsorted(np.asarray(boundaries), np.asarray(lengths),
+                            side="left")
+  counts = np.bincount(buckets, minlength=len(boundaries))
+  return int(sum(math.ceil(c / batch_size) for c in counts))
+
+
+def example_lengths(examples: tf.data.Dataset) -> np.ndarray:
+  """Wordpieces (mask sum) of every example of an unbatched
+  `(features, label)` dataset, in order."""
+  lengths = examples.map(lambda f, y: tf.reduce_sum(f["input_mask"]))
+  return np.concatenate([b.numpy() for b in lengths.batch(4096)])
+
+
+def training_batches(examples: tf.data.Dataset, num_examples: int,
+                     boundaries: Sequence[int], batch_size: int,
+                     seed: Optional[int]) -> tf.data.Dataset:
+  """The repeated `(features, labels, sample_weights)` batches of `fit`:
+  reshuffled each pass with `seed`, grouped by bucket
+  (`tf.data.Dataset.group_by_window`), topped up and cut to the boundary."""
+  edges = tf.constant(boundaries, tf.int32)
+
+  def bucket_of(length):
+    return tf.searchsorted(edges, tf.reshape(length, [1]), side="left")[0]
+
+  def key(features, label):
+    del label
+    return tf.cast(bucket_of(tf.reduce_sum(features["input_mask"])), tf.int64)
+
+  def top_up_and_cut(features, labels):
+    missing = batch_size - tf.shape(labels)[0]
+    fill = lambda t: tf.concat(
+        [t, tf.repeat(t[:1], missing, axis=0)], axis=0)
+    longest = tf.reduce_max(tf.reduce_sum(features["input_mask"], axis=1))
+    boundary = tf.gather(edges, bucket_of(longest))
+    cut = {k: tf.ensure_shape(fill(v)[:, :boundary], [batch_size, None])
+           for k, v in features.items()}
+    weights = tf.concat([tf.ones_like(labels, tf.float32),
+                         tf.zeros([missing], tf.float32)], axis=0)
+    return cut, tf.ensure_shape(fill(labels), [batch_size]), tf.ensure_shape(
+        weights, [batch_size])
+
+  ds = examples.shuffle(num_examples, seed=seed, reshuffle_each_iteration=True)
+  ds = ds.group_by_window(key, lambda _, window: window.batch(batch_size),
+                          window_size=batch_size)
+  return ds.map(top_up_and_cut).repeat()
