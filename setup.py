@@ -34,6 +34,7 @@ setup(
     ],
     extras_require={"test": [
         "pytest>=8.0,<10",
+        "pytest-xdist>=3.5,<4",  # -n 2: both cores (README's test command)
         # notebooks/ is executed top to bottom by a real Jupyter kernel.
         "nbclient>=0.10,<1",
         "ipykernel>=6.29,<8",

@@ -4,7 +4,7 @@ Tiers (as KerasHub does it): tests marked `@pytest.mark.large` (driver
 subprocesses, kill/resume, multi-worker, notebook, benchmark smoke tests,
 the README example) are skipped unless pytest gets `--run_large`. The
 default tier runs in-process, with tiny models and a few real-MiniLM checks.
-CI (`.ci/run`) runs both: `pytest -q --run_large tests`.
+CI (`.ci/run`) runs both: `pytest -q -n 2 --run_large tests`.
 
 Real data: the suite needs the GLUE/SQuAD data at ../shared/data and the
 converted default model (MiniLM) in its cache. If either is missing, the
@@ -40,6 +40,25 @@ def pytest_addoption(parser):
   parser.addoption("--run_large", action="store_true", default=False,
                    help="also run the tests marked large (subprocess "
                    "drivers, kill/resume, multi-worker, notebook)")
+
+
+# Test modules that share the session's `reliability` driver runs. With
+# pytest-xdist (`-n 2`) each module runs whole on one worker (its module
+# fixtures are built once), and these two on the same one (those runs start
+# once).
+_SHARED_MODULES = {"tests/test_frozen.py": "tests/test_resume.py"}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+  from xdist.scheduler import LoadScopeScheduling  # pylint: disable=g-import-not-at-top
+
+  class ModuleScheduling(LoadScopeScheduling):
+    def _split_scope(self, nodeid):
+      module = nodeid.split("::", 1)[0]
+      return _SHARED_MODULES.get(module, module)
+
+  return ModuleScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
