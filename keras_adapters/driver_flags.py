@@ -60,6 +60,13 @@ def define_common_flags(output_dir_help):
                     "faster, full fine-tuning 0.96x; "
                     "benchmarks/results/speed.jsonl). With --dynamic_padding "
                     "it compiles once per batch length.")
+  flags.DEFINE_enum("mixed_precision", "float32",
+                    ["float32", "mixed_bfloat16", "mixed_float16"],
+                    "Keras dtype policy, as Model Garden's runtime: "
+                    "mixed_bfloat16 for TPUs, mixed_float16 (with dynamic "
+                    "loss scaling) for GPUs. Variables, LayerNorms, adapter "
+                    "skip adds, logits and loss stay float32. Runs on a CPU "
+                    "too, without speed-up (keras_adapters/precision.py).")
 
 
 def define_model_flags():

@@ -37,6 +37,7 @@ class Settings:
   adapter_init_scale: float
   top_k_layers: int
   jit_compile: bool
+  mixed_precision: str = "float32"
   adapter_pack: str = None
   export_dir: str = None
 
@@ -109,9 +110,16 @@ def _restore(model, encoder, settings):
 def run(task, settings, load_pretrained, batch_flags):
   """Builds, trains (or restores) and hands over to the task's outputs.
 
-  `load_pretrained()` returns the backbone (called under the strategy);
+  `load_pretrained()` returns the backbone (called under the strategy and
+  the `settings.mixed_precision` policy, which is reset afterwards);
   `batch_flags` {flag: global batch size} must split over the replicas.
   """
+  from keras_adapters import precision  # pylint: disable=g-import-not-at-top
+  with precision.global_policy(settings.mixed_precision):
+    return _run(task, settings, load_pretrained, batch_flags)
+
+
+def _run(task, settings, load_pretrained, batch_flags):
   from keras_adapters import tuning  # pylint: disable=g-import-not-at-top
   strategy, chief = _start(settings, batch_flags)
   with strategy.scope():
@@ -127,7 +135,8 @@ def run(task, settings, load_pretrained, batch_flags):
     task.compile(model, settings, total_steps)
   print(f"Model: {pretrained.description}; fine_tune_mode="
         f"{settings.fine_tune_mode}; learning_rate={settings.learning_rate}; "
-        f"jit_compile={bool(model.jit_compile)}")
+        f"jit_compile={bool(model.jit_compile)}; "
+        f"mixed_precision={settings.mixed_precision}")
   print(tuning.format_parameter_report(tuning.parameter_report(model,
                                                                encoder)))
   if settings.do_train:

@@ -1,5 +1,6 @@
 """The bottleneck adapter of Houlsby et al. (2019), Figure 2 (right)."""
 
+import tensorflow as tf
 import tf_keras
 
 
@@ -12,6 +13,11 @@ class AdapterLayer(tf_keras.layers.Layer):
   Both projections start from a truncated normal with standard deviation
   `init_scale` and zero biases, so a new adapter is close to the identity
   (exactly the identity when `init_scale=0`). It holds 2md + d + m weights.
+
+  Under a mixed policy (keras_adapters/precision.py) the projections compute
+  in 16 bits but the skip add runs in float32 and the output is float32: a
+  near-identity adapter's update is ~1e-3 of x, below bfloat16's precision
+  (2^-8), and would be rounded away in a 16-bit add.
 
   Example:
 
@@ -51,7 +57,10 @@ class AdapterLayer(tf_keras.layers.Layer):
 
   def call(self, inputs):
     hidden = self.activation(self.down_project(inputs))
-    return inputs + self.up_project(hidden)
+    update = self.up_project(hidden)
+    if inputs.dtype in (tf.bfloat16, tf.float16):
+      return tf.cast(inputs, tf.float32) + tf.cast(update, tf.float32)
+    return inputs + update
 
   def get_config(self):
     config = super().get_config()

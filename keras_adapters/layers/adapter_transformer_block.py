@@ -77,6 +77,16 @@ class AdapterTransformerBlock(nlp_layers.TransformerEncoderBlock):
     self._output_dropout = _DropoutThenAdapter(
         self._output_dropout, self.adapters[1], name="output_dropout_adapter")
 
+  def call(self, inputs, output_range=None):
+    # Under a mixed policy the adapters return float32 (see AdapterLayer), so
+    # the parent's attention residual add needs a float32 input too; its FFN
+    # add and both LayerNorms are float32 already.
+    if self.adapters and self.compute_dtype != "float32":
+      inputs = tf.nest.map_structure(
+          lambda t: tf.cast(t, tf.float32) if t.dtype.is_floating else t,
+          inputs)
+    return super().call(inputs, output_range=output_range)
+
   def get_config(self):
     config = super().get_config()
     config.update(

@@ -8,6 +8,7 @@ from official.nlp.modeling import models
 
 from keras_adapters import adapter_pack
 from keras_adapters import distribute
+from keras_adapters import precision
 from keras_adapters import training
 from keras_adapters import tuning
 from keras_adapters.data import bucketing
@@ -130,6 +131,12 @@ class AdapterTextClassifier(models.BertClassifier):
     return cls.from_pretrained(pretrained, max_seq_length, seed=seed,
                                **config)
 
+  def call(self, inputs, training=None, mask=None):
+    # float32 logits under a mixed policy, for the loss, softmax and metrics
+    # (as Model Garden's tasks cast them before their losses).
+    return precision.float32_logits(
+        super().call(inputs, training=training, mask=mask))
+
   @property
   def encoder(self):
     return self._network
@@ -162,8 +169,9 @@ class AdapterTextClassifier(models.BertClassifier):
       loss = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
       metrics = ["accuracy"]
     with self.distribute_strategy.scope():
-      optimizer = training.create_optimizer(
-          learning_rate, max(1, int(num_train_steps)), warmup_proportion)
+      optimizer = precision.configure_optimizer(training.create_optimizer(
+          learning_rate, max(1, int(num_train_steps)), warmup_proportion),
+                                                self.dtype_policy)
       self.compile(optimizer=optimizer, loss=loss, metrics=metrics,
                    **compile_kwargs)
     return learning_rate

@@ -1,5 +1,6 @@
 """A span labeler (start/end logits per token) on an (adapter) BERT encoder."""
 
+import tensorflow as tf
 import tf_keras
 from official.nlp.modeling import models
 
@@ -29,7 +30,15 @@ def build_span_labeler(pretrained_encoder, fine_tune_mode="adapter",
   return model, encoder
 
 
+class _Float32CrossEntropy(tf_keras.losses.SparseCategoricalCrossentropy):
+  """Cross entropy on logits cast to float32 (mixed precision)."""
+
+  def call(self, y_true, y_pred):
+    return super().call(y_true, tf.cast(y_pred, tf.float32))
+
+
 def span_loss():
   """Google BERT's SQuAD loss is the mean of the start and end cross
-  entropies: use with `loss_weights=[0.5, 0.5]`."""
-  return tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+  entropies: use with `loss_weights=[0.5, 0.5]`. The logits are cast to
+  float32 first (they are 16-bit under --mixed_precision)."""
+  return _Float32CrossEntropy(from_logits=True)

@@ -91,9 +91,11 @@ class SquadTask:
   def compile(self, model, settings, total_steps):
     from keras_adapters import training  # pylint: disable=g-import-not-at-top
     from keras_adapters.squad import model as squad_model  # pylint: disable=g-import-not-at-top
+    from keras_adapters import precision  # pylint: disable=g-import-not-at-top
     model.compile(
-        optimizer=training.create_optimizer(
+        optimizer=precision.configure_optimizer(training.create_optimizer(
             settings.learning_rate, total_steps, settings.warmup_proportion),
+                                                model.dtype_policy),
         loss=[squad_model.span_loss(), squad_model.span_loss()],
         loss_weights=[0.5, 0.5], jit_compile=settings.jit_compile)
 
@@ -139,14 +141,16 @@ class SquadTask:
 
   def _predict(self, model):
     """(predictions, nbest, null_odds) of the predict file's questions."""
+    import numpy as np  # pylint: disable=g-import-not-at-top
     from keras_adapters import distribute  # pylint: disable=g-import-not-at-top
     from keras_adapters.squad import data  # pylint: disable=g-import-not-at-top
     features, batch = self.features["predict"], self.options.predict_batch_size
     # Full batches (static shapes, even replica split); drop the padding.
     batches = distribute.padded_batches(data.predict_dataset(features, batch),
                                         len(features), batch)
-    start_logits, end_logits = (logits[:len(features)] for logits in
-                                model.predict(batches, verbose=0))
+    start_logits, end_logits = (
+        np.asarray(logits[:len(features)], np.float32)  # 16-bit if mixed
+        for logits in model.predict(batches, verbose=0))
     o = self.options
     return data.postprocess(
         self.squad["predict"].examples, features, start_logits, end_logits,
