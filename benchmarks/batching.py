@@ -18,6 +18,7 @@ hits all alike. Appends one JSON line to --results.
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -95,8 +96,7 @@ def main():
                            capture_output=True, text=True).stdout
       runs[mode].append(json.loads(out.strip().splitlines()[-1]))
       print(mode, runs[mode][-1], flush=True)
-  median = lambda xs: sorted(xs)[len(xs) // 2]
-  rate = {m: median([r["useful_tokens_per_s"] for r in runs[m]])
+  rate = {m: statistics.median([r["useful_tokens_per_s"] for r in runs[m]])
           for m in MODES}
   line = dict(name="batching", task="MRPC", batch=args.batch,
               max_seq_length=args.seq, useful_tokens_per_s=rate,
