@@ -10,8 +10,10 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from harness import DATA, GLUE_DIR, REPO, subprocess_env
+from keras_adapters import distribute
 from keras_adapters.data import bucketing
 from keras_adapters.data import features
 from keras_adapters.data import glue
@@ -174,3 +176,21 @@ def test_xla_compiles_once_per_bucket_not_once_per_batch(tmp_path):
   assert compiled == shapes
   dynamic, lengths, _ = _xla_train_compilations(tmp_path, "dynamic")
   assert dynamic == lengths > compiled  # --dynamic_padding: one per length
+
+
+def test_replicas_each_get_their_slice_of_every_bucketed_batch(mrpc):
+  """Host 1 of a 2-host pod with 8 replicas: replicas 4..7 take rows 8..15
+  of each global batch (features, labels and weights), at its bucket's
+  width: the even split the drivers rely on (keras_adapters/distribute.py)."""
+  context = tf.distribute.InputContext(
+      num_input_pipelines=2, input_pipeline_id=1, num_replicas_in_sync=8)
+  per_replica = distribute.per_replica_input(
+      lambda: _stream(mrpc)[0])(context)
+  assert per_replica.element_spec[2].shape == [2]  # 16 / 8 replicas
+  host_rows = list(per_replica.take(12).as_numpy_iterator())
+  for step, (x, y, w) in enumerate(_batches(_stream(mrpc)[0], 3)):
+    mine = host_rows[4 * step:4 * step + 4]
+    for part, full in ((lambda r: r[0]["input_word_ids"], x["input_word_ids"]),
+                       (lambda r: r[1], y), (lambda r: r[2], w)):
+      np.testing.assert_array_equal(np.concatenate([part(r) for r in mine]),
+                                    full[8:])
