@@ -11,6 +11,8 @@ adapter variant (houlsby_gelu_ln: exactly our trained parameters) and seed:
                        example (rounded up to 8)
   ours:bucketed        --bucket_by_length: length buckets (4 equal widths of
                        max_seq_length), each batch cut to its bucket
+  ours:bucketed/N      the same with N equal widths (multiples of 8), e.g.
+                       bucketed/8 = 16,32,...,128 at max_seq_length 128
   ours:<any>+xla       the same with --jit_compile
   hf:static            hf_train.py (AdapterHub, in .venv-adapterhub),
                        batches padded to max_seq_length
@@ -45,6 +47,7 @@ test; see docs/RESULTS.md section 2.
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -66,8 +69,9 @@ def parse_args():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--tasks", default="MRPC,SST-2")
   parser.add_argument("--settings", default=DEFAULT_SETTINGS,
-                      help="comma-separated ours:<static|dynamic|bucketed>"
-                      "[+xla] and hf:<static|dynamic|group_by_length>")
+                      help="comma-separated ours:<static|dynamic|bucketed|"
+                      "bucketed/N>[+xla] and hf:<static|dynamic|"
+                      "group_by_length>")
   parser.add_argument("--rounds", type=int, default=1)
   parser.add_argument("--variant", default="houlsby_gelu_ln",
                       choices=["houlsby", "houlsby_gelu_ln"])
@@ -98,11 +102,15 @@ def parse_settings(text):
   settings = [s.strip() for s in text.split(",") if s.strip()]
   for setting in settings:
     library, _, batching = setting.partition(":")
-    ok = (library == "ours" and batching.removesuffix("+xla") in OURS_FLAGS
+    batching = batching.removesuffix("+xla") if library == "ours" else (
+        batching)
+    buckets = batching.removeprefix("bucketed/")
+    ok = (library == "ours" and (batching in OURS_FLAGS or buckets.isdigit()
+                                 and int(buckets) > 0)
           or library == "hf" and batching in HF_PADDING)
     if not ok:
       sys.exit(f"compare.py: error: unknown setting {setting!r}; give "
-               "ours:<static|dynamic|bucketed>[+xla] or "
+               "ours:<static|dynamic|bucketed|bucketed/N>[+xla] or "
                "hf:<static|dynamic|group_by_length>")
   return settings
 
@@ -166,6 +174,17 @@ def figures(epochs, start, train_end_unix):
       to_train_end_seconds=round(train_end_unix - start, 1))
 
 
+def batching_flags(batching, seq):
+  """run_classifier.py's flags for static, dynamic, bucketed, bucketed/N."""
+  if not batching.startswith("bucketed/"):
+    return OURS_FLAGS[batching]
+  n = int(batching.split("/")[1])
+  boundaries = sorted({min(seq, math.ceil(seq * i / n / 8) * 8)
+                       for i in range(1, n + 1)})
+  return ["--bucket_by_length",
+          "--bucket_boundaries=" + ",".join(map(str, boundaries))]
+
+
 def task_flags(task, data_dir, seq, args):
   return [f"--task_name={task}", f"--data_dir={data_dir}",
           f"--max_seq_length={seq}",
@@ -183,7 +202,7 @@ def ours(task, setting, args, common):
                       args) + ["--do_train", "--do_eval",
                                f"--output_dir={output_dir}",
                                "--report_train_tokens"] +
-           OURS_FLAGS[batching] +
+           batching_flags(batching, common["max_seq_length"]) +
            (["--jit_compile"] if setting.endswith("+xla") else []))
   env = dict(TF_NUM_INTRAOP_THREADS=str(args.threads),
              TF_NUM_INTEROP_THREADS="1") if args.threads else {}
@@ -240,7 +259,7 @@ def theirs(task, setting, args, common):
 
 
 def slug(setting):
-  return setting.replace(":", "_").replace("+", "_")
+  return re.sub(r"[:+/]", "_", setting)
 
 
 def score(row):
