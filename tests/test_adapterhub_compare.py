@@ -58,10 +58,10 @@ def test_table_compares_the_best_setting_of_each_library():
   assert "dev score -1.0 points" in text
 
 
-def test_bucketed_n_passes_n_equal_widths_in_multiples_of_8():
+def test_bucketed_w_passes_buckets_w_wordpieces_wide():
   assert compare.parse_settings("ours:bucketed/8+xla") == [
       "ours:bucketed/8+xla"]
   assert compare.batching_flags("bucketed/8", 64) == [
       "--bucket_by_length", "--bucket_boundaries=8,16,24,32,40,48,56,64"]
-  assert compare.batching_flags("bucketed/3", 128)[1].endswith("48,88,128")
+  assert compare.batching_flags("bucketed/48", 128)[1].endswith("=48,96,128")
   assert compare.batching_flags("bucketed", 128) == ["--bucket_by_length"]

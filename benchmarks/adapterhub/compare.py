@@ -11,8 +11,8 @@ adapter variant (houlsby_gelu_ln: exactly our trained parameters) and seed:
                        example (rounded up to 8)
   ours:bucketed        --bucket_by_length: length buckets (4 equal widths of
                        max_seq_length), each batch cut to its bucket
-  ours:bucketed/N      the same with N equal widths (multiples of 8), e.g.
-                       bucketed/8 = 16,32,...,128 at max_seq_length 128
+  ours:bucketed/W      the same with buckets W wordpieces wide
+                       (--bucket_boundaries=W,2W,...,max_seq_length)
   ours:<any>+xla       the same with --jit_compile
   hf:static            hf_train.py (AdapterHub, in .venv-adapterhub),
                        batches padded to max_seq_length
@@ -38,16 +38,32 @@ the median of each setting, and per task ours' best setting / theirs' best
 run it with either venv.
 
 Usage (from the repo root; setup: bash benchmarks/adapterhub/setup.sh):
+  .venv-adapterhub/bin/python benchmarks/adapterhub/compare.py --table_only
+
+The race (docs/RESULTS.md section 2), on the machine alone:
   .venv-adapterhub/bin/python benchmarks/adapterhub/compare.py \\
       --tasks MRPC,SST-2 --rounds 1
-  .venv-adapterhub/bin/python benchmarks/adapterhub/compare.py --table_only
-The race (2 idle cores, 2 threads a run) is estimated below from the smoke
-test; see docs/RESULTS.md section 2.
+About 4.5 h on 2 idle cores (2 threads a run). Estimated per run (minutes,
+3 epochs, start-up and dev evaluation included) from the fed (padded) tokens
+of each setting and the 2-thread rates measured before (section 2's static
+runs, benchmarks/batching.py); the smoke test's 2-step runs are all warm-up
+(tracing, XLA compilation) and give no rate:
+            ours: static dynamic bucketed bucketed/8 bucketed+xla
+  MRPC             26     16      12        11          13
+  SST-2            30     20      12        10          12
+            hf:   static dynamic group_by_length
+  MRPC             29     15      10
+  SST-2            30     20       8
+Without ours:static and hf:static (the padded baselines) about 2.7 h. The
+smoke test, one setting a call (1-3.5 min each; results kept out of the
+real file):
+  python benchmarks/adapterhub/compare.py --tasks MRPC --threads 1 \\
+      --num_train_epochs=0.02 --settings ours:static \\
+      --out /tmp/race_smoke --results /tmp/race_smoke.jsonl
 """
 
 import argparse
 import json
-import math
 import os
 import platform
 import re
@@ -58,8 +74,9 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-DEFAULT_SETTINGS = ("ours:static,ours:dynamic,ours:bucketed,ours:bucketed+xla,"
-                    "hf:static,hf:dynamic,hf:group_by_length")
+DEFAULT_SETTINGS = ("ours:static,ours:dynamic,ours:bucketed,ours:bucketed/8,"
+                    "ours:bucketed+xla,hf:static,hf:dynamic,"
+                    "hf:group_by_length")
 OURS_FLAGS = {"static": [], "dynamic": ["--dynamic_padding"],
               "bucketed": ["--bucket_by_length"]}
 HF_PADDING = ("static", "dynamic", "group_by_length")
@@ -70,7 +87,7 @@ def parse_args():
   parser.add_argument("--tasks", default="MRPC,SST-2")
   parser.add_argument("--settings", default=DEFAULT_SETTINGS,
                       help="comma-separated ours:<static|dynamic|bucketed|"
-                      "bucketed/N>[+xla] and hf:<static|dynamic|"
+                      "bucketed/W>[+xla] and hf:<static|dynamic|"
                       "group_by_length>")
   parser.add_argument("--rounds", type=int, default=1)
   parser.add_argument("--variant", default="houlsby_gelu_ln",
@@ -110,7 +127,7 @@ def parse_settings(text):
           or library == "hf" and batching in HF_PADDING)
     if not ok:
       sys.exit(f"compare.py: error: unknown setting {setting!r}; give "
-               "ours:<static|dynamic|bucketed|bucketed/N>[+xla] or "
+               "ours:<static|dynamic|bucketed|bucketed/W>[+xla] or "
                "hf:<static|dynamic|group_by_length>")
   return settings
 
@@ -175,12 +192,11 @@ def figures(epochs, start, train_end_unix):
 
 
 def batching_flags(batching, seq):
-  """run_classifier.py's flags for static, dynamic, bucketed, bucketed/N."""
+  """run_classifier.py's flags for static, dynamic, bucketed, bucketed/W."""
   if not batching.startswith("bucketed/"):
     return OURS_FLAGS[batching]
-  n = int(batching.split("/")[1])
-  boundaries = sorted({min(seq, math.ceil(seq * i / n / 8) * 8)
-                       for i in range(1, n + 1)})
+  width = int(batching.split("/")[1])
+  boundaries = list(range(width, seq, width)) + [seq]
   return ["--bucket_by_length",
           "--bucket_boundaries=" + ",".join(map(str, boundaries))]
 
