@@ -5,6 +5,7 @@ import json
 import math
 import os
 import tempfile
+import time
 
 import tensorflow as tf
 import tf_keras
@@ -99,6 +100,59 @@ class DevCurve(tf_keras.callbacks.Callback):
     if self.write:  # rewritten whole: a crash leaves no half line
       write_atomically(self.path, "".join(
           json.dumps(l) + "\n" for l in self.lines))
+
+
+class TrainTokens(tf_keras.callbacks.Callback):
+  """Prints, after `fit`, each epoch's fit time and the non-pad wordpieces
+  it trained on (useful tokens/s, for benchmarks/adapterhub/compare.py).
+
+  The tokens are counted after training, untimed, on a fresh copy of the
+  batches `fit` drew: `make_dataset(skip)` must return the same seeded
+  batches (as for `fit_resumable`). An example counts its input_mask times
+  its sample weight (bucketing's top-up copies weigh 0).
+  """
+
+  def __init__(self, make_dataset):
+    super().__init__()
+    self.make_dataset, self.times, self.steps = make_dataset, [], []
+
+  def _mark(self):
+    self.times.append(time.perf_counter())
+    self.steps.append(int(self.model.optimizer.iterations.numpy()))
+
+  def on_train_begin(self, logs=None):
+    self.times, self.steps = [], []
+    self._mark()
+
+  def on_epoch_end(self, epoch, logs=None):
+    self._mark()
+
+  def on_train_end(self, logs=None):
+    ended = time.time()
+    batches = iter(self.make_dataset(self.steps[0]))
+    useful = fed = 0
+    for epoch in range(1, len(self.steps)):
+      steps = self.steps[epoch] - self.steps[epoch - 1]
+      seconds = self.times[epoch] - self.times[epoch - 1]
+      tokens = [sum(t) for t in zip(
+          (0, 0), *(_tokens(next(batches)) for _ in range(steps)))]
+      useful, fed = useful + tokens[0], fed + tokens[1]
+      print(f"Train tokens: epoch {epoch}: {steps} steps in {seconds:.2f} s, "
+            f"{tokens[0]} non-pad of {tokens[1]} tokens")
+    seconds = self.times[-1] - self.times[0]
+    print(f"Train tokens: in all {self.steps[-1] - self.steps[0]} steps in "
+          f"{seconds:.2f} s, {useful} non-pad of {fed} tokens "
+          f"({useful / max(seconds, 1e-9):.1f} non-pad tokens/s); training "
+          f"ended at unix time {ended:.3f}", flush=True)
+
+
+def _tokens(batch):
+  """(non-pad, all) tokens of a `(features, labels[, sample_weights])`
+  training batch, non-pad ones weighted by the sample weights."""
+  mask = tf.cast(batch[0]["input_mask"], tf.float32)
+  weights = batch[2] if len(batch) == 3 else tf.ones(tf.shape(mask)[:1])
+  return (int(tf.reduce_sum(tf.reduce_sum(mask, 1) * weights)),
+          int(tf.size(mask)))
 
 
 def read_dev_curve(path):

@@ -18,6 +18,15 @@ this model) and the classifier train, as in every mode of ours.
 Variants: houlsby = AdapterHub's DoubleSeqBnConfig (its Houlsby config,
 swish) with reduction_factor = hidden / adapter_size; houlsby_gelu_ln = the
 same with GELU and every LayerNorm trained, i.e. the paper's (and our) setup.
+
+Batching (--padding), the ways HF users batch: static = every batch padded
+to max_seq_length; dynamic = transformers' DataCollatorWithPadding (each
+batch padded to its longest example, no rounding: eager PyTorch on CPU gains
+nothing from fewer shapes); group_by_length = what the Trainer does with
+group_by_length=True: its LengthGroupedSampler (random megabatches of 50
+batches, each sorted by length) with the same dynamic padding. The JSON line
+counts the useful (attention_mask) and fed tokens of every epoch, and gives
+the unix time at which training ended.
 """
 
 import argparse
@@ -63,23 +72,56 @@ def parse_args():
   parser.add_argument("--adapter_size", type=int, default=64)
   parser.add_argument("--variant", default="houlsby_gelu_ln",
                       choices=["houlsby", "houlsby_gelu_ln"])
+  parser.add_argument("--padding", default="static",
+                      choices=["static", "dynamic", "group_by_length"])
+  parser.add_argument("--num_threads", type=int, default=0,
+                      help="torch threads (0: one per core)")
   parser.add_argument("--seed", type=int, default=42)
   return parser.parse_args()
 
 
-def encode(tokenizer, examples, seq, labels, is_regression):
+def encode(tokenizer, examples, seq, labels, is_regression, pad=True):
+  """Padded tensors (input_ids, attention_mask, token_type_ids, labels), or
+  with pad=False one dict per example for a collator."""
   import torch
   pair = examples[0].text_b is not None
   batch = tokenizer([e.text_a for e in examples],
                     [e.text_b for e in examples] if pair else None,
                     max_length=seq, truncation="longest_first",
-                    padding="max_length", return_tensors="pt")
+                    padding="max_length" if pad else False,
+                    return_tensors="pt" if pad else None)
   if is_regression:
-    y = torch.tensor([float(e.label) for e in examples])
+    y = [float(e.label) for e in examples]
   else:
-    y = torch.tensor([labels.index(e.label) for e in examples])
+    y = [labels.index(e.label) for e in examples]
+  if not pad:
+    keys = ("input_ids", "attention_mask", "token_type_ids")
+    return [dict({k: batch[k][i] for k in keys}, labels=y[i])
+            for i in range(len(examples))]
   return (batch["input_ids"], batch["attention_mask"],
-          batch["token_type_ids"], y)
+          batch["token_type_ids"], torch.tensor(y))
+
+
+def train_loader(tokenizer, rows, args):
+  """The training batches of --padding (full batches, reshuffled from the
+  seed every epoch)."""
+  import torch
+  from transformers import DataCollatorWithPadding
+  from transformers.trainer_pt_utils import LengthGroupedSampler
+  static = args.padding == "static"
+  collator = DataCollatorWithPadding(
+      tokenizer, padding="max_length" if static else True,
+      max_length=args.max_seq_length if static else None)
+  generator = torch.Generator().manual_seed(args.seed)
+  sampler = None
+  if args.padding == "group_by_length":
+    sampler = LengthGroupedSampler(
+        args.train_batch_size, lengths=[len(r["input_ids"]) for r in rows],
+        generator=generator)
+  return torch.utils.data.DataLoader(
+      rows, batch_size=args.train_batch_size, shuffle=sampler is None,
+      sampler=sampler, drop_last=True, collate_fn=collator,
+      generator=None if sampler else generator)
 
 
 def build_model(args, num_labels):
@@ -120,69 +162,83 @@ def optimizer_and_schedule(model, args, total_steps):
   return optimizer, schedule
 
 
+def train(model, loader, args, total_steps):
+  """Trains `total_steps` steps; returns per-epoch lists of seconds, steps,
+  useful (attention_mask) tokens and fed tokens."""
+  import torch
+  optimizer, schedule = optimizer_and_schedule(model, args, total_steps)
+  trained = [p for p in model.parameters() if p.requires_grad]
+  model.train()
+  step, epochs = 0, dict(seconds=[], steps=[], useful=[], fed=[])
+  while step < total_steps:
+    start, done, useful, fed = time.perf_counter(), step, 0, 0
+    for batch in loader:
+      loss = model(**batch).loss
+      loss.backward()
+      torch.nn.utils.clip_grad_norm_(trained, 1.0)
+      optimizer.step()
+      schedule.step()
+      optimizer.zero_grad(set_to_none=True)
+      useful += int(batch["attention_mask"].sum())
+      fed += batch["attention_mask"].numel()
+      step += 1
+      if step >= total_steps:
+        break
+    for key, value in zip(epochs, (time.perf_counter() - start, step - done,
+                                   useful, fed)):
+      epochs[key].append(value)
+  return epochs
+
+
+def evaluate(model, processor, dev_tensors, batch_size, metrics):
+  import torch
+  model.eval()
+  outputs = []
+  with torch.no_grad():
+    for i in range(0, len(dev_tensors[0]), batch_size):
+      part = [t[i:i + batch_size] for t in dev_tensors[:3]]
+      outputs.append(model(input_ids=part[0], attention_mask=part[1],
+                           token_type_ids=part[2]).logits)
+  logits = torch.cat(outputs).numpy()
+  predicted = logits[:, 0] if processor.is_regression else logits
+  return metrics.compute_metrics(processor, dev_tensors[3].numpy(), predicted)
+
+
 def main():
   args = parse_args()
   import torch
   from transformers import BertTokenizerFast
   glue, metrics = repo_module("data.glue"), repo_module("metrics")
   torch.manual_seed(args.seed)
-  torch.set_num_threads(os.cpu_count())
+  torch.set_num_threads(args.num_threads or os.cpu_count())
   processor = glue.get_processor(args.task_name)
-  train = processor.get_examples(args.data_dir, "train")
+  train_examples = processor.get_examples(args.data_dir, "train")
   dev = processor.get_examples(args.data_dir, "dev")
-  labels = processor.labels
   tokenizer = BertTokenizerFast(os.path.join(model_dir(), "vocab.txt"),
                                 do_lower_case=True)
-  train_tensors = encode(tokenizer, train, args.max_seq_length, labels,
-                         processor.is_regression)
-  dev_tensors = encode(tokenizer, dev, args.max_seq_length, labels,
-                       processor.is_regression)
-  model = build_model(args, 1 if processor.is_regression else len(labels))
+  encoding = (tokenizer, args.max_seq_length, processor.labels,
+              processor.is_regression)
+  rows = encode(encoding[0], train_examples, *encoding[1:], pad=False)
+  dev_tensors = encode(encoding[0], dev, *encoding[1:])
+  model = build_model(args, 1 if processor.is_regression else
+                      len(processor.labels))
   trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
   backbone = sum(p.numel() for n, p in model.bert.named_parameters()
                  if "adapter" not in n)
-
-  steps_per_epoch = len(train) // args.train_batch_size
+  steps_per_epoch = len(train_examples) // args.train_batch_size
   total_steps = max(1, int(steps_per_epoch * args.num_train_epochs))
-  optimizer, schedule = optimizer_and_schedule(model, args, total_steps)
-  loader = torch.utils.data.DataLoader(
-      torch.utils.data.TensorDataset(*train_tensors),
-      batch_size=args.train_batch_size, shuffle=True, drop_last=True,
-      generator=torch.Generator().manual_seed(args.seed))
-  model.train()
-  step, epoch_seconds, epoch_steps = 0, [], []
-  while step < total_steps:
-    start, done = time.perf_counter(), step
-    for ids, mask, types_, y in loader:
-      loss = model(input_ids=ids, attention_mask=mask, token_type_ids=types_,
-                   labels=y).loss
-      loss.backward()
-      torch.nn.utils.clip_grad_norm_(
-          [p for p in model.parameters() if p.requires_grad], 1.0)
-      optimizer.step()
-      schedule.step()
-      optimizer.zero_grad(set_to_none=True)
-      step += 1
-      if step >= total_steps:
-        break
-    epoch_seconds.append(time.perf_counter() - start)
-    epoch_steps.append(step - done)
-
-  model.eval()
-  outputs = []
-  with torch.no_grad():
-    for i in range(0, len(dev), args.eval_batch_size):
-      part = [t[i:i + args.eval_batch_size] for t in dev_tensors[:3]]
-      outputs.append(model(input_ids=part[0], attention_mask=part[1],
-                           token_type_ids=part[2]).logits)
-  logits = torch.cat(outputs).numpy()
-  predicted = logits[:, 0] if processor.is_regression else logits
-  result = metrics.compute_metrics(processor, dev_tensors[3].numpy(),
-                                   predicted)
-  tokens = args.train_batch_size * args.max_seq_length
+  epochs = train(model, train_loader(tokenizer, rows, args), args,
+                 total_steps)
+  train_end_unix = time.time()
+  result = evaluate(model, processor, dev_tensors, args.eval_batch_size,
+                    metrics)
   print(json.dumps(dict(
-      metrics=result, steps=step, epoch_seconds=epoch_seconds,
-      epoch_steps=epoch_steps, tokens_per_step=tokens,
+      metrics=result, steps=sum(epochs["steps"]),
+      epoch_seconds=epochs["seconds"], epoch_steps=epochs["steps"],
+      epoch_useful_tokens=epochs["useful"], epoch_fed_tokens=epochs["fed"],
+      tokens_per_step=args.train_batch_size * args.max_seq_length,
+      train_end_unix=train_end_unix, padding=args.padding,
+      threads=torch.get_num_threads(),
       trained_params=trained, backbone_params=backbone,
       peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                         / 1024),

@@ -53,7 +53,8 @@ class ClassificationTask:
 
   def __init__(self, source, splits, *, max_seq_length=128,
                dynamic_padding=False, bucket_by_length=False,
-               eval_every_epochs=0, eval_batch_size=32, predict_batch_size=32):
+               eval_every_epochs=0, eval_batch_size=32, predict_batch_size=32,
+               report_train_tokens=False):
     self.processor = source.processor()
     self.examples = {split: source.read(self.processor, split)
                      for split in splits}
@@ -62,6 +63,7 @@ class ClassificationTask:
     self.dynamic_padding = dynamic_padding
     self.bucket_by_length = bucket_by_length  # False, True or boundaries
     self.eval_every_epochs = eval_every_epochs
+    self.report_train_tokens = report_train_tokens
     self.batch_size = dict(dev=eval_batch_size, test=predict_batch_size)
 
   def check_pack(self, config, path):
@@ -110,14 +112,19 @@ class ClassificationTask:
         skip, self.dynamic_padding, self.bucket_by_length)
 
   def train_callbacks(self, model, settings, steps_per_epoch, chief):
-    """The dev curve (dev_curve.jsonl) with --eval_every_epochs."""
-    if not self.eval_every_epochs:
-      return []
+    """The dev curve (dev_curve.jsonl) with --eval_every_epochs; the
+    tokens trained on with --report_train_tokens."""
     from keras_adapters import training  # pylint: disable=g-import-not-at-top
-    return [training.DevCurve(
-        lambda: self._dev_metrics(model), steps_per_epoch,
-        self.eval_every_epochs,
-        os.path.join(settings.output_dir, "dev_curve.jsonl"), write=chief)]
+    callbacks = []
+    if self.report_train_tokens:
+      callbacks.append(training.TrainTokens(
+          lambda skip: self.train_batches(model, settings, skip)))
+    if self.eval_every_epochs:
+      callbacks.append(training.DevCurve(
+          lambda: self._dev_metrics(model), steps_per_epoch,
+          self.eval_every_epochs,
+          os.path.join(settings.output_dir, "dev_curve.jsonl"), write=chief))
+    return callbacks
 
   def pack_config(self, model, settings, pretrained):
     del settings, pretrained  # the model's task_config has it all

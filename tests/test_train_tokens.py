@@ -1,0 +1,65 @@
+"""training.TrainTokens (run_classifier.py --report_train_tokens) on a
+stand-in model: per-epoch steps, time and non-pad tokens counted on a fresh
+copy of the batches, sample weights honoured, resume counted from its step."""
+
+import re
+import time
+import types
+
+import numpy as np
+import tensorflow as tf
+
+from keras_adapters import training
+
+
+def _batches(skip, weights=True):
+  """Batch i (of 2 rows, 4 wordpieces) has 1 + i % 4 real tokens per row;
+  with `weights`, its second row has sample weight 0."""
+  def batch(i):
+    mask = tf.sequence_mask(tf.fill([2], 1 + i % 4), 4, tf.int32)
+    features = dict(input_word_ids=mask, input_mask=mask)
+    labels = tf.zeros([2], tf.int32)
+    if not weights:
+      return features, labels
+    return features, labels, tf.constant([1.0, 0.0])
+  return tf.data.Dataset.range(skip, 100).map(
+      lambda i: batch(tf.cast(i, tf.int32)))
+
+
+def _report(capsys, epochs, start=0, weights=True):
+  """Runs the callback over `epochs` (steps each) from step `start`."""
+  model = types.SimpleNamespace(optimizer=types.SimpleNamespace(
+      iterations=tf.Variable(start, dtype=tf.int64)))
+  callback = training.TrainTokens(lambda skip: _batches(skip, weights))
+  callback.set_model(model)
+  callback.on_train_begin()
+  for epoch, steps in enumerate(epochs):
+    model.optimizer.iterations.assign_add(steps)
+    callback.on_epoch_end(epoch)
+  callback.on_train_end()
+  return capsys.readouterr().out
+
+
+def _useful(first, steps, per_row_weighted=1):
+  return sum((1 + i % 4) * per_row_weighted for i in range(first,
+                                                           first + steps))
+
+
+def test_counts_each_epochs_weighted_non_pad_tokens(capsys):
+  out = _report(capsys, [3, 2])
+  epochs = re.findall(r"epoch (\d): (\d+) steps in [\d.]+ s, (\d+) non-pad "
+                      r"of (\d+) tokens", out)
+  assert epochs == [("1", "3", str(_useful(0, 3)), "24"),
+                    ("2", "2", str(_useful(3, 2)), "16")]
+  total = re.search(r"in all 5 steps in ([\d.]+) s, (\d+) non-pad of 40 "
+                    r"tokens .*ended at unix time (\d+\.\d+)", out)
+  assert int(total[2]) == _useful(0, 5)
+  assert abs(float(total[3]) - time.time()) < 60
+
+
+def test_without_weights_every_row_counts_and_resume_skips(capsys):
+  out = _report(capsys, [2], start=5, weights=False)
+  assert "in all 2 steps" in out
+  assert f"{_useful(5, 2, per_row_weighted=2)} non-pad of 16 tokens" in out
+  assert np.isfinite(float(re.search(r"\(([\d.]+) non-pad tokens/s",
+                                     out)[1]))
