@@ -116,7 +116,6 @@ def test_run_classifier_trains_and_evaluates_in_mixed_bfloat16(tmp_path):
   assert "mixed_precision=mixed_bfloat16" in proc.stdout
   results = (out / "eval_results.txt").read_text()
   assert "global_step = 2" in results
-  accuracy = float(results.split("eval_accuracy = ")[1].split()[0])
-  assert 0 <= accuracy <= 1
+  assert "eval_accuracy = " in results and "eval_f1 = " in results  # MRPC's
   _, arrays = adapter_pack.read_pack(str(out / "adapter_pack.npz"))
   assert {a.dtype for a in arrays.values()} == {np.dtype(np.float32)}
