@@ -8,6 +8,7 @@ SavedModel and reloads it in a fresh Python process.
 import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -162,8 +163,18 @@ def mrpc_pairs(n=4, split="dev"):
 def tiny_adapter_pack(path, adapter_size=8, labels=("0", "1"),
                       task_name="mrpc", max_seq_length=16):
   """Writes a real adapter pack to `path`, trained one step on a small random
-  BERT (not MiniLM): a pack of another backbone, for the mismatch checks."""
+  BERT (not MiniLM): a pack of another backbone, for the mismatch checks.
+  Made once per process for each set of arguments, then copied."""
+  made = _tiny_adapter_pack(adapter_size, tuple(labels), task_name,
+                            max_seq_length)
+  shutil.copyfile(made, path)
+  return str(path)
+
+
+@functools.lru_cache(maxsize=None)
+def _tiny_adapter_pack(adapter_size, labels, task_name, max_seq_length):
   from keras_adapters import adapter_pack
+  path = os.path.join(tempfile.mkdtemp(prefix="tiny_pack_"), "pack.npz")
   from keras_adapters.classifier import build_classifier
   other = tiny_encoder(max_sequence_length=16, inner_activation="gelu",
                        seed=5)

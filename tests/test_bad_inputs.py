@@ -31,7 +31,7 @@ MRPC, STSB = GLUE_DIR / "MRPC", GLUE_DIR / "STS-B"
 SQUAD_DEV = DATA / "squad" / "dev-v1.1.json"
 MINILM = harness.minilm_cache()
 DOC = REPO / "docs" / "RELIABILITY.md"
-pytestmark = pytest.mark.large  # 38 driver subprocesses
+pytestmark = pytest.mark.large  # 41 driver subprocesses
 
 # Writes of a failed run that are fine: a resumable run's state.
 ALLOWED_WRITES = ("out/checkpoints/", "out/logs/")
@@ -231,6 +231,11 @@ CASES = {
             f"--data_dir={_without_dev(tmp)}"],
         ["dev.tsv not found", "check --data_dir / --task_name"]),
     # run_classifier.py: flags
+    "data_dir_missing": Case(
+        "run_classifier.py", lambda tmp: [
+            "--task_name=MRPC", "--do_train", "--do_eval",
+            f"--data_dir={tmp / 'no_such_dir'}"],
+        ["--data_dir ", "no_such_dir is not a directory"]),
     "unknown_task_name": Case(
         "run_classifier.py", lambda tmp: [
             "--task_name=MRPCX", "--do_train", f"--data_dir={MRPC}"],
@@ -261,6 +266,10 @@ CASES = {
     "fewer_examples_than_a_batch": Case(
         "run_classifier.py", _glue_flags("--train_batch_size=32"),
         ["6 training examples are fewer than one batch"]),
+    "dynamic_padding_on_tpu": Case(
+        "run_classifier.py", _glue_flags("--dynamic_padding", "--use_tpu",
+                                         "--tpu_name=x"),
+        ["--dynamic_padding makes batch shapes vary", "drop it for TPU"]),
     "bucket_boundaries_not_increasing": Case(
         "run_classifier.py", _glue_flags("--bucket_by_length",
                                          "--bucket_boundaries=64,32"),

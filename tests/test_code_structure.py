@@ -79,3 +79,33 @@ def test_one_place_per_fact(pattern, allowed):
   found = {str(p.relative_to(REPO)) for p in SOURCES
            if re.search(pattern, p.read_text(encoding="utf-8"))}
   assert found == allowed
+
+
+_REPORT_TF = (
+    "import atexit, runpy, sys\n"
+    "atexit.register(lambda: sys.__stdout__.write(\n"
+    "    f\"tensorflow imported: {'tensorflow' in sys.modules}\\n\"))\n"
+    "sys.argv = sys.argv[1:]\n"
+    "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+
+
+@pytest.mark.parametrize("bad", ["--task_name=MRPCX", "--max_seq_length=2",
+                                 "--bucket_boundaries=64,32"])
+def test_flag_and_data_errors_come_before_tensorflow_loads(bad, tmp_path):
+  """A bad flag or data row is reported without importing TensorFlow (so
+  in well under a second): the driver's error path stays import-light."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  import harness  # pylint: disable=g-import-not-at-top
+  data = harness.glue_subset(tmp_path / "mrpc", dict(train=4, dev=4))
+  flags = {"--task_name": "MRPC", "--data_dir": str(data), "--do_train": None,
+           "--output_dir": str(tmp_path / "out"), "--bucket_by_length": None}
+  name, _, value = bad.partition("=")
+  flags[name] = value
+  args = [k if v is None else f"{k}={v}" for k, v in flags.items()]
+  result = subprocess.run(
+      [sys.executable, "-c", _REPORT_TF, str(REPO / "run_classifier.py"),
+       *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert result.stderr.startswith("run_classifier.py: error: "), result.stderr
+  assert "tensorflow imported: False" in result.stdout, result.stdout

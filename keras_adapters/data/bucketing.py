@@ -11,13 +11,17 @@ exactly once. A bucket's last batch of a pass is topped up to the full batch
 size with copies of its first example at sample weight 0, so every batch has
 the static global batch size (an even split over replicas, TPU-ready) and
 adds nothing of the copies to the loss or metrics.
+
+TensorFlow is imported by the pipeline functions only, so the driver checks
+--bucket_boundaries before it loads.
 """
+
+from __future__ import annotations
 
 import math
 from typing import Optional, Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from keras_adapters.errors import UserInputError
 
@@ -54,6 +58,7 @@ def steps_per_epoch(lengths, boundaries: Sequence[int], batch_size: int) -> int:
 def example_lengths(examples: tf.data.Dataset) -> np.ndarray:
   """Wordpieces (mask sum) of every example of an unbatched
   `(features, label)` dataset, in order."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   lengths = examples.map(lambda f, y: tf.reduce_sum(f["input_mask"]))
   return np.concatenate([b.numpy() for b in lengths.batch(4096)])
 
@@ -64,6 +69,7 @@ def training_batches(examples: tf.data.Dataset, num_examples: int,
   """The repeated `(features, labels, sample_weights)` batches of `fit`:
   reshuffled each pass with `seed`, grouped by bucket
   (`tf.data.Dataset.group_by_window`), topped up and cut to the boundary."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   edges = tf.constant(boundaries, tf.int32)
 
   def bucket_of(length):

@@ -10,11 +10,10 @@ from typing import Optional, Sequence
 
 import tensorflow as tf
 
+from keras_adapters.data.limits import check_max_seq_length
 from keras_adapters.errors import UserInputError
 from keras_adapters.models.text_preprocessor import AdapterTextPreprocessor
-from keras_adapters.models.text_preprocessor import check_max_seq_length
 from keras_adapters.models.text_preprocessor import encode_labels
-from keras_adapters.models.text_preprocessor import MAX_SEQ_LENGTH_LIMIT  # pylint: disable=unused-import
 
 _TOKENIZE_BATCH = 256
 
@@ -112,6 +111,9 @@ def text_examples(texts_a: Sequence[str], texts_b: Optional[Sequence[str]],
     dtype = tf.float32 if is_regression else tf.int32
     ds = tf.data.Dataset.from_tensor_slices((texts, tf.constant(labels, dtype)))
     pack = lambda t, y: (preprocessor(t["a"], t.get("b")), y)
+  # The preprocessor has no tensor-dependent Python control flow: converting
+  # its layers with AutoGraph would only cost seconds per process.
+  pack = tf.autograph.experimental.do_not_convert(pack)
   ds = ds.batch(_TOKENIZE_BATCH).map(pack, num_parallel_calls=tf.data.AUTOTUNE)
   return ds.unbatch().cache()
 

@@ -26,9 +26,9 @@ import sys
 
 import numpy as np
 
+from keras_adapters.data.limits import MAX_SEQ_LENGTH_LIMIT
 from keras_adapters.errors import UserInputError
 
-MAX_SEQ_LENGTH_LIMIT = 512  # BERT's position embeddings
 
 SquadFile = collections.namedtuple(
     "SquadFile", "path version articles examples skipped num_questions "

@@ -6,6 +6,7 @@ import os
 from typing import Optional
 
 from keras_adapters.data import glue
+from keras_adapters.data.limits import check_max_seq_length
 from keras_adapters.errors import UserInputError
 
 
@@ -59,7 +60,8 @@ class ClassificationTask:
     self.examples = {split: source.read(self.processor, split)
                      for split in splits}
     self.labels = self.processor.labels  # inferred from train if generic
-    self.max_seq_length = max_seq_length
+    self.max_seq_length = check_max_seq_length(
+        max_seq_length, self.processor.is_pair)
     self.dynamic_padding = dynamic_padding
     self.bucket_by_length = bucket_by_length  # False, True or boundaries
     self.eval_every_epochs = eval_every_epochs
