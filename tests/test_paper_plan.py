@@ -370,6 +370,33 @@ def test_long_runs_stay_out_of_rate_selection_and_the_table():
   assert table.long_runs_table(rows[:-1]) == ""
 
 
+def test_bucketed_runs_stay_out_of_rate_selection_and_the_table():
+  """Block 9's --bucket_by_length rows share task, method, rate and seed
+  with the protocol's rows; they must not replace them."""
+  rows = _sweeps("CoLA", (0.2, 0.3, 0.0), (0.1, 0.3, 0.2))
+  before = table.table(rows)
+  bucketed = [dict(_row("CoLA", "adapter64", lr, 1, score),
+                   name=f"cola_adapter64_lr{lr}_s1_bucketed",
+                   batching="bucketed")
+              for lr, score in (("3e-3", 0.9), ("1e-3", 0.0))]
+  rows += bucketed
+  assert run_plan.best_lr(rows, "CoLA", "adapter64") == "1e-3"
+  assert table.table(rows) == before
+
+
+def test_bucketing_table_sets_each_seed_beside_its_dynamic_run():
+  rows = [_row("SST-2", "adapter64", "1e-3", seed, score) for seed, score in
+          ((1, 0.80), (2, 0.90), (3, 0.85))]
+  rows.append(dict(_row("SST-2", "adapter64", "1e-3", 1, 0.5),
+                   init="1e-2"))  # another init: not a counterpart
+  assert table.bucketing_table(rows) == ""
+  rows += [dict(_row("SST-2", "adapter64", "1e-3", seed, score),
+                batching="bucketed") for seed, score in ((1, 0.81), (2, 0.87))]
+  text = table.bucketing_table(rows)
+  assert ("| SST-2 | adapter64 | 1e-3 | accuracy | 80.0 90.0 85.0 "
+          "(85.0 ± 2.9) | 81.0 87.0 (84.0 ± 3.0) | -1.0 |") in text
+
+
 def test_one_job_can_run_on_one_thread_and_be_timed_by_one_thread_runs():
   assert run_plan.thread_env(1, 1) == dict(TF_NUM_INTRAOP_THREADS="1",
                                            TF_NUM_INTEROP_THREADS="1")

@@ -126,6 +126,12 @@ def epochs_of(p):
   return TASKS[p["task"]][3] if epochs is None else epochs
 
 
+def batching_of(p):
+  """"dynamic" (the protocol's --dynamic_padding; older rows) or "bucketed"
+  (block 9's comparison, kept out of the sweep and the table)."""
+  return p.get("batching", "dynamic")
+
+
 def _sweep(tasks, methods, seeds=(1,)):
   return [point(t, m, lr, s) for t in tasks for m in methods for s in seeds
           for lr in LR_GRID[method_settings(m)["fine_tune_mode"]]]

@@ -76,8 +76,9 @@ def best_lr(rows, task, method):
   grid = grid_of(method)
   scores = {r["lr"]: selection_score(r) for r in rows
             if (r["task"], r["method"], r["seed"], r["init"],
-                plan.epochs_of(r)) ==
-            (task, method, 1, plan.DEFAULT_INIT, plan.TASKS[task][3])}
+                plan.epochs_of(r), plan.batching_of(r)) ==
+            (task, method, 1, plan.DEFAULT_INIT, plan.TASKS[task][3],
+             "dynamic")}
   if not all(lr in scores for lr in grid):
     return None
   return max(grid, key=lambda lr: (scores[lr], -grid.index(lr)))

@@ -51,7 +51,8 @@ class Cell:
   """One task x method: the best-rate runs of every seed."""
 
   def __init__(self, rows, task, method):
-    rows = [r for r in rows if plan.epochs_of(r) == plan.TASKS[task][3]]
+    rows = [r for r in rows if plan.epochs_of(r) == plan.TASKS[task][3]
+            and plan.batching_of(r) == "dynamic"]
     source = plan.lr_source(method)
     self.lr = run_plan.best_lr(rows, task, source)
     self.partial = self.lr is None  # sweep not complete: best so far
@@ -202,6 +203,39 @@ def long_runs_table(rows):
       "|---|---|---|---|---|---|---|---|"] + lines)
 
 
+def bucketing_table(rows):
+  """Block 9: --bucket_by_length beside --dynamic_padding, same task,
+  method, rate and seeds (the runs differ in batching only); scores x100
+  per seed, mean ± s.e.m., and the difference of the means; '' without
+  bucketed runs."""
+  lines = []
+  bucketed = [r for r in rows if plan.batching_of(r) == "bucketed"]
+  for key in sorted({(r["task"], r["method"], r["lr"]) for r in bucketed}):
+    def runs(batching):
+      return sorted((r for r in rows if (r["task"], r["method"], r["lr"])
+                     == key and plan.batching_of(r) == batching and
+                     r["init"] == plan.DEFAULT_INIT and
+                     plan.epochs_of(r) == plan.TASKS[key[0]][3]),
+                    key=lambda r: r["seed"])
+    for metric in plan.TASKS[key[0]][4]:
+      cells, means = [], []
+      for batching in ("dynamic", "bucketed"):
+        values = [r["metrics"][f"eval_{metric}"] for r in runs(batching)]
+        seeds = " ".join(f"{100 * v:.1f}" for v in values)
+        cells.append(f"{seeds} ({fmt(values)})" if values else "-")
+        means.append(statistics.mean(values) if values else None)
+      diff = (f"{100 * (means[1] - means[0]):+.1f}" if None not in means
+              else "-")
+      lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {metric} | "
+                   f"{cells[0]} | {cells[1]} | {diff} |")
+  if not lines:
+    return ""
+  return "\n".join([
+      "| task | method | lr | metric | dynamic padding: seeds (mean ± s.e.m.) "
+      "| bucketed: seeds (mean ± s.e.m.) | bucketed − dynamic |",
+      "|---|---|---|---|---|---|---|"] + lines)
+
+
 BEGIN, END = "<!-- table.py: begin -->", "<!-- table.py: end -->"
 
 
@@ -256,6 +290,10 @@ def main():
   if long_runs:
     output += ("\nRuns of other epochs (not in the table above; scores x100 "
                f"as selected on):\n\n{long_runs}\n")
+  buckets = bucketing_table(rows)
+  if buckets:
+    output += ("\nBucketed vs dynamic padding (block 9; not in the tables "
+               f"above):\n\n{buckets}\n")
   if args.doc:
     write_into(args.doc, head + "\n" + table(rows))
   if args.out:
