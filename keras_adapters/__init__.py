@@ -1,14 +1,18 @@
 """Adapter tuning (Houlsby et al., 2019) for Model Garden BERT encoders.
 
-The public classes load on first use (PEP 562), so a driver can check its
-flags and data files, and print a bad input's one-line error, before
+`import keras_adapters` loads the public classes, which registers the Keras
+serializables (so `tf_keras.models.load_model` finds them). The drivers set
+KERAS_ADAPTERS_LAZY_IMPORT=1 before importing the package: the classes then
+load on first use (PEP 562), so a bad flag or data file is reported before
 TensorFlow is imported.
 """
 
 import importlib
+import os
 
 __version__ = "0.1.0"
 
+LAZY_IMPORT_ENV = "KERAS_ADAPTERS_LAZY_IMPORT"
 _EXPORTS = {
     "UserInputError": "keras_adapters.errors",
     "AdapterLayer": "keras_adapters.layers.adapter_layer",
@@ -33,3 +37,8 @@ def __getattr__(name):
 
 def __dir__():
   return sorted(list(globals()) + __all__)
+
+
+if os.environ.get(LAZY_IMPORT_ENV) != "1":
+  for _name in __all__:
+    __getattr__(_name)
