@@ -174,8 +174,8 @@ def tiny_adapter_pack(path, adapter_size=8, labels=("0", "1"),
 @functools.lru_cache(maxsize=None)
 def _tiny_adapter_pack(adapter_size, labels, task_name, max_seq_length):
   from keras_adapters import adapter_pack
-  path = os.path.join(tempfile.mkdtemp(prefix="tiny_pack_"), "pack.npz")
   from keras_adapters.classifier import build_classifier
+  path = os.path.join(tempfile.mkdtemp(prefix="tiny_pack_"), "pack.npz")
   other = tiny_encoder(max_sequence_length=16, inner_activation="gelu",
                        seed=5)
   model, encoder = build_classifier(other, len(labels), "adapter",

@@ -4,8 +4,9 @@ Each case is a command line (run_classifier.py, run_squad.py or the exporter,
 the loaders reached through their flags) on a real file made bad in one way.
 Each must exit 2 with exactly one stderr line `<program>: error: ...` naming
 the problem and the fix, print no traceback, and write nothing outside
-checkpoints/ and logs/. The cases run as concurrent subprocesses (a few at a
-time: about half of them load TF and MiniLM). The docs table and CASES must
+checkpoints/ and logs/. The cases run as concurrent subprocesses, 4 at a
+time; those a flag or data file decides exit before TF loads, the rest load
+TF and MiniLM. The docs table and CASES must
 list the same cases with the same messages (`test_docs_table_matches`).
 """
 

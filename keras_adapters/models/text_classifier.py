@@ -14,10 +14,10 @@ from keras_adapters import tuning
 from keras_adapters.data import bucketing
 from keras_adapters.data import features
 from keras_adapters.data import glue
+from keras_adapters.data.limits import check_max_seq_length
 from keras_adapters.errors import UserInputError
 from keras_adapters.models import task_inputs
 from keras_adapters.models.text_preprocessor import AdapterTextPreprocessor
-from keras_adapters.data.limits import check_max_seq_length
 
 # Where adapters sit and how they compute. Only the paper's serial adapter
 # (after the attention and FFN projections) exists today; other placements

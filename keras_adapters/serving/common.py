@@ -7,10 +7,10 @@ import tempfile
 import tensorflow as tf
 
 from keras_adapters import faults
+from keras_adapters.data.limits import check_max_seq_length
+from keras_adapters.data.limits import MAX_SEQ_LENGTH_LIMIT
 from keras_adapters.errors import UserInputError
 from keras_adapters.models.text_preprocessor import IDS  # pylint: disable=unused-import
-from keras_adapters.data.limits import MAX_SEQ_LENGTH_LIMIT
-from keras_adapters.data.limits import check_max_seq_length
 
 
 def max_positions(max_seq_length, is_pair, encoder):
