@@ -30,6 +30,24 @@ def create_optimizer(learning_rate, num_train_steps, warmup_proportion):
       optimizer_type="adamw")
 
 
+def create_step_variables(model, y_true):
+  """Creates now the variables Keras would create in the first train step
+  (optimizer slots, compiled loss and metric trackers). A tf.function whose
+  first call creates variables traces twice; this saves the second trace
+  of the train step (seconds of graph building per run). `y_true`: one
+  example's labels, structured as fit's."""
+  y_pred = tf.nest.map_structure(
+      lambda t: tf.zeros([1] + t.shape[1:], t.dtype), model.output)
+  with model.distribute_strategy.scope():
+    optimizer = model.optimizer
+    if hasattr(optimizer, "_create_all_weights"):  # tf_keras' legacy OptimizerV2
+      optimizer._create_all_weights(model.trainable_variables)  # pylint: disable=protected-access
+    else:
+      optimizer.build(model.trainable_variables)
+    model.compiled_loss.build(y_pred)
+    model.compiled_metrics.build(y_pred, y_true)
+
+
 class _CheckpointEvery(tf_keras.callbacks.Callback):
   """Saves every `every` steps and at `total`, where training stops.
 

@@ -1,13 +1,15 @@
 """Texts and labels -> batched `tf.data.Dataset` of BERT inputs.
 
 Text becomes ids only through `AdapterTextPreprocessor`
-(keras_adapters/models/text_preprocessor.py), mapped over batches of raw
-strings inside tf.data.
+(keras_adapters/models/text_preprocessor.py), run over batches of raw strings
+once, before the tf.data pipeline.
 """
 
 import math
 from typing import Optional, Sequence
+import weakref
 
+import numpy as np
 import tensorflow as tf
 
 from keras_adapters.data.limits import check_max_seq_length
@@ -81,7 +83,7 @@ def text_dataset(texts_a: Sequence[str], texts_b: Optional[Sequence[str]], label
                  drop_remainder: bool = False, repeat: bool = False,
                  dynamic_padding: bool = False) -> tf.data.Dataset:
   """Like `make_dataset`, from raw text lists and encoded labels (None: no labels,
-  features only). Tokenized in batches of 256 by `preprocessor`, then cached."""
+  features only). Tokenized up front, in batches of 256, by `preprocessor`."""
   if not isinstance(batch_size, int) or batch_size < 1:
     raise UserInputError(f"batch_size {batch_size!r} must be a positive integer")
   ds = text_examples(texts_a, texts_b, labels, preprocessor,
@@ -99,23 +101,45 @@ def text_dataset(texts_a: Sequence[str], texts_b: Optional[Sequence[str]], label
 def text_examples(texts_a: Sequence[str], texts_b: Optional[Sequence[str]],
                   labels, preprocessor, *,
                   is_regression: bool = False) -> tf.data.Dataset:
-  """The cached, unbatched examples of `text_dataset`: features padded to
-  the preprocessor's max_seq_length (with labels unless `labels` is None)."""
-  texts = {"a": list(texts_a)}
-  if texts_b is not None:
-    texts["b"] = list(texts_b)
+  """The unbatched examples of `text_dataset`: features padded to the
+  preprocessor's max_seq_length (with labels unless `labels` is None)."""
+  features = tokenize(preprocessor, texts_a, texts_b)
   if labels is None:
-    ds = tf.data.Dataset.from_tensor_slices(texts)
-    pack = lambda t: preprocessor(t["a"], t.get("b"))
-  else:
-    dtype = tf.float32 if is_regression else tf.int32
-    ds = tf.data.Dataset.from_tensor_slices((texts, tf.constant(labels, dtype)))
-    pack = lambda t, y: (preprocessor(t["a"], t.get("b")), y)
-  # The preprocessor has no tensor-dependent Python control flow: converting
-  # its layers with AutoGraph would only cost seconds per process.
-  pack = tf.autograph.experimental.do_not_convert(pack)
-  ds = ds.batch(_TOKENIZE_BATCH).map(pack, num_parallel_calls=tf.data.AUTOTUNE)
-  return ds.unbatch().cache()
+    return tf.data.Dataset.from_tensor_slices(features)
+  dtype = np.float32 if is_regression else np.int32
+  return tf.data.Dataset.from_tensor_slices(
+      (features, np.asarray(labels, dtype)))
+
+
+# preprocessor -> {is_pair: tf.function}. Tracing the tokenizer's graph costs
+# seconds; a function per preprocessor traces it once per process instead of
+# once per dataset, and keeps the tf.data graphs small.
+_TOKENIZE_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def tokenize(preprocessor, texts_a: Sequence[str],
+             texts_b: Optional[Sequence[str]] = None) -> dict:
+  """{"input_word_ids", "input_mask", "input_type_ids"}: int32 numpy
+  [len(texts_a), max_seq_length], by `preprocessor` in batches of 256."""
+  is_pair = texts_b is not None
+  functions = _TOKENIZE_FUNCTIONS.setdefault(preprocessor, {})
+  if is_pair not in functions:
+    functions[is_pair] = _tokenize_function(weakref.ref(preprocessor), is_pair)
+  texts = [list(texts_a)] + ([list(texts_b)] if is_pair else [])
+  batches = [functions[is_pair](*[tf.constant(t[i:i + _TOKENIZE_BATCH],
+                                              tf.string) for t in texts])
+             for i in range(0, max(len(texts_a), 1), _TOKENIZE_BATCH)]
+  return {k: np.concatenate([b[k].numpy() for b in batches])
+          for k in batches[0]}
+
+
+def _tokenize_function(preprocessor_ref, is_pair):
+  spec = tf.TensorSpec([None], tf.string)
+  if is_pair:
+    return tf.function(lambda a, b: preprocessor_ref()(a, b),
+                       input_signature=[spec, spec], autograph=False)
+  return tf.function(lambda a: preprocessor_ref()(a),
+                     input_signature=[spec], autograph=False)
 
 
 def _cut_padding(features, labels):

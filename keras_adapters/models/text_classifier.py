@@ -174,6 +174,8 @@ class AdapterTextClassifier(models.BertClassifier):
                                                 self.dtype_policy)
       self.compile(optimizer=optimizer, loss=loss, metrics=metrics,
                    **compile_kwargs)
+    training.create_step_variables(self, tf.zeros(
+        [1], tf.float32 if self.is_regression else tf.int32))
     return learning_rate
 
   def _texts(self, x):

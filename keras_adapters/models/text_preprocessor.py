@@ -19,7 +19,8 @@ class AdapterTextPreprocessor(tf_keras.layers.Layer):
   `BertPackInputs` (pairs truncated round-robin, which for two segments keeps
   Google BERT's longest-first tokens). Called on `text_a` [batch] and an
   optional `text_b` [batch], it returns {"input_word_ids", "input_mask",
-  "input_type_ids"}, int32 [batch, max_seq_length]. It runs in tf.data, in
+  "input_type_ids"}, int32 [batch, max_seq_length]. It tokenizes the
+  training and evaluation texts (keras_adapters/data/features.py) and runs in
   the serving graph and in the multi-task server alike.
 
   >>> import os

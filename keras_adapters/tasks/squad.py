@@ -89,6 +89,7 @@ class SquadTask:
         settings.adapter_init_scale, settings.top_k_layers)
 
   def compile(self, model, settings, total_steps):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from keras_adapters import training  # pylint: disable=g-import-not-at-top
     from keras_adapters.squad import model as squad_model  # pylint: disable=g-import-not-at-top
     from keras_adapters import precision  # pylint: disable=g-import-not-at-top
@@ -98,6 +99,7 @@ class SquadTask:
                                                 model.dtype_policy),
         loss=[squad_model.span_loss(), squad_model.span_loss()],
         loss_weights=[0.5, 0.5], jit_compile=settings.jit_compile)
+    training.create_step_variables(model, (tf.zeros([1], tf.int32),) * 2)
 
   def num_train_examples(self):
     return len(self.features.get("train", []))
