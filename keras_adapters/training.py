@@ -37,7 +37,8 @@ def create_step_variables(model, y_true):
   of the train step (seconds of graph building per run). `y_true`: one
   example's labels, structured as fit's."""
   y_pred = tf.nest.map_structure(
-      lambda t: tf.zeros([1] + t.shape[1:], t.dtype), model.output)
+      lambda t: tf.zeros([1] + [d or 1 for d in t.shape[1:]], t.dtype),
+      model.output)
   with model.distribute_strategy.scope():
     optimizer = model.optimizer
     if hasattr(optimizer, "_create_all_weights"):  # tf_keras' legacy OptimizerV2
