@@ -5,8 +5,9 @@ Both attention implementations give bitwise the same numbers
 mode (adapters, full fine-tuning, LayerNorm-only) is built twice, once with
 each attention, and all configurations are timed round-robin in one process
 through `model.fit` on one fixed batch of real MRPC pairs (speed.py's method),
-XLA off. Reports the median wall and CPU seconds per step; CPU seconds
-change least when other processes load the machine. Appends one JSON line.
+XLA off (`--modes` picks modes). Reports the median wall and CPU seconds per
+step; CPU seconds change least when other processes load the machine.
+Appends one JSON line.
 
 Usage: python benchmarks/attention_impl.py
        python benchmarks/attention_impl.py --batch 2 --seq 16 --steps 1 \
@@ -23,7 +24,6 @@ import sys
 
 import speed  # sets up the repo path and TF logging
 
-MODES = ("adapter", "full", "layer_norm")
 
 
 def build(mode, impl, args):
@@ -46,13 +46,14 @@ def main(argv=None):
   parser.add_argument("--adapter_size", type=int, default=64)
   parser.add_argument("--results", default=os.path.join(
       speed.REPO, "benchmarks/results/attention_impl.jsonl"))
-  args = parser.parse_args(argv)
+  speed.add_modes_flag(parser)
+  args = speed.check_modes(parser, parser.parse_args(argv))
   if not os.path.isdir(os.path.dirname(os.path.abspath(args.results))):
     parser.error(f"--results {args.results}: its directory does not exist")
   import tf_keras  # pylint: disable=g-import-not-at-top
   inputs, labels = speed.real_batch(args.batch, args.seq)
   steps, classes = {}, {}
-  for mode in MODES:
+  for mode in args.modes:
     for impl in ("einsum", "matmul"):
       model = build(mode, impl, args)
       classes[f"{mode}:{impl}"] = sorted({
@@ -74,10 +75,11 @@ def main(argv=None):
       cpu_s={k: med(v) for k, v in cpu.items()})
   result["matmul_vs_einsum_cpu"] = {
       m: round(result["cpu_s"][f"{m}:matmul"] / result["cpu_s"][f"{m}:einsum"],
-               3) for m in MODES}
-  result["adapter_vs_full_cpu"] = {
-      i: round(result["cpu_s"][f"adapter:{i}"] / result["cpu_s"][f"full:{i}"],
-               3) for i in ("einsum", "matmul")}
+               3) for m in args.modes}
+  if {"adapter", "full"} <= set(args.modes):
+    result["adapter_vs_full_cpu"] = {
+        i: round(result["cpu_s"][f"adapter:{i}"] / result["cpu_s"][f"full:{i}"],
+                 3) for i in ("einsum", "matmul")}
   with open(args.results, "a") as f:
     f.write(json.dumps(result) + "\n")
   print(json.dumps(result, indent=1))

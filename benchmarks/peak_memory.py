@@ -7,7 +7,8 @@ child builds the classifier (speed.build: MiniLM, batch of real MRPC pairs),
 then runs `--steps` training steps through `model.fit`, reading the process's
 high-water mark (VmHWM) after the build and after every step. Appends one
 JSON line to the results file. `--env NAME=VALUE` sets an environment
-variable in the children (e.g. MALLOC_ARENA_MAX=2, to test the allocator).
+variable in the children (e.g. MALLOC_ARENA_MAX=2, to test the allocator);
+`--modes adapter,full` measures those modes only.
 
 Usage: python benchmarks/peak_memory.py                  # 3 rounds, XLA off
        python benchmarks/peak_memory.py --rounds 1 --steps 1 --batch 4 \
@@ -25,7 +26,6 @@ import time
 
 import speed
 
-MODES = ("adapter", "full", "layer_norm")
 
 
 def parse_args(argv=None):
@@ -41,7 +41,8 @@ def parse_args(argv=None):
   parser.add_argument("--results", default=os.path.join(
       speed.REPO, "benchmarks/results/peak_memory.jsonl"))
   parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
-  return parser.parse_args(argv)
+  speed.add_modes_flag(parser)
+  return speed.check_modes(parser, parser.parse_args(argv))
 
 
 def child(args):
@@ -76,12 +77,12 @@ def main(argv=None):
     return child(args)
   env = dict(e.split("=", 1) for e in args.env)
   started = time.time()
-  runs = {m: [] for m in MODES}
+  runs = {m: [] for m in args.modes}
   for r in range(args.rounds):
-    for mode in MODES:
+    for mode in args.modes:
       runs[mode].append(run_child(mode, args, env))
       print(f"round {r + 1} {mode}: {runs[mode][-1]}", flush=True)
-  peaks = {m: [max(x["after_step_mb"]) for x in runs[m]] for m in MODES}
+  peaks = {m: [max(x["after_step_mb"]) for x in runs[m]] for m in args.modes}
   result = dict(
       benchmark="peak_memory", batch=args.batch, max_seq_length=args.seq,
       adapter_size=args.adapter_size, xla=args.xla == "1", steps=args.steps,

@@ -41,6 +41,23 @@ sys.path.insert(0, REPO)
 TRAIN_MODES = ("adapter", "full", "layer_norm")
 
 
+def add_modes_flag(parser):
+  parser.add_argument("--modes", default=",".join(TRAIN_MODES),
+                      help="training modes to measure, comma-separated "
+                           "(adapter, full, layer_norm)")
+
+
+def check_modes(parser, args):
+  """args.modes as a tuple in TRAIN_MODES' order; one-line error if unknown."""
+  modes = args.modes.split(",")
+  unknown = sorted(set(modes) - set(TRAIN_MODES))
+  if unknown or not modes:
+    parser.error(f"--modes: unknown {','.join(unknown)}; choose from "
+                 f"{','.join(TRAIN_MODES)}")
+  args.modes = tuple(m for m in TRAIN_MODES if m in modes)
+  return args
+
+
 def parse_args(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--batch", type=int, default=32)
@@ -59,10 +76,11 @@ def parse_args(argv=None):
   parser.add_argument("--results", default=os.path.join(
       REPO, "benchmarks/results/speed.jsonl"))
   parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+  add_modes_flag(parser)
   args = parser.parse_args(argv)
   if not set(args.xla.split(",")) <= {"off", "on"}:
     parser.error(f"--xla {args.xla}: use off, on or off,on")
-  return args
+  return check_modes(parser, args)
 
 
 def real_batch(batch, seq):
@@ -243,7 +261,7 @@ def main(argv=None):
   started = time.time()
   xla_settings = [{"off": "0", "on": "1"}[x]
                   for x in args.xla.split(",")]
-  train_kinds = [f"train:{m}:{x}" for x in xla_settings for m in TRAIN_MODES]
+  train_kinds = [f"train:{m}:{x}" for x in xla_settings for m in args.modes]
   infer_kinds = [f"infer:{n}:{x}" for x in xla_settings
                  for n in ("adapter", "bare")]
   batch = real_batch(args.batch, args.seq)
@@ -293,7 +311,7 @@ def main(argv=None):
   ratios, achieved = {}, {}
   for x in xla_settings:
     full = median.get(f"train:full:{x}")
-    for mode in TRAIN_MODES:
+    for mode in args.modes:
       t = median.get(f"train:{mode}:{x}")
       if t is None:
         continue
@@ -309,7 +327,7 @@ def main(argv=None):
       b = median.get(f"infer:bare:{x}:{size}")
       if a and b:
         ratios[f"infer_adapter/bare:xla{x}:batch{size}"] = round(a / b, 3)
-  for mode in TRAIN_MODES:
+  for mode in args.modes:
     on, off = median.get(f"train:{mode}:1"), median.get(f"train:{mode}:0")
     if on and off:
       ratios[f"xla_speedup:{mode}"] = round(off / on, 3)

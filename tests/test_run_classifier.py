@@ -1,10 +1,11 @@
-"""run_classifier.py end to end (large tier): a real MRPC run and the flags.
+"""run_classifier.py end to end (large tier): a real training run and the
+flags.
 
-`test_slow_mrpc_training_*` is the slow one: one epoch of adapter tuning of
-MiniLM on the real MRPC train set (117 length-bucketed steps of 32,
-max_seq_length 128 with --bucket_by_length, learning rate 3e-3) plus the
-real dev evaluation (~340 CPU-seconds); it must beat the majority class by
-a margin. It runs in
+`test_slow_sst2_training_*` is the slow one: one epoch of adapter tuning of
+MiniLM on the first 2,048 rows of the real SST-2 train set (66
+length-bucketed steps of 32, max_seq_length 64, --bucket_by_length,
+learning rate 1e-3) plus the evaluation on the whole real dev set (~100
+CPU-seconds); it must beat the majority class by a wide margin. It runs in
 the background while the in-process checks and the short runs go on. Bad
 input is tests/test_bad_inputs.py's catalogue.
 """
@@ -23,21 +24,22 @@ from keras_adapters.classifier import build_classifier
 from keras_adapters.data import glue
 from keras_adapters.data.features import make_dataset
 
-MRPC = GLUE_DIR / "MRPC"
+SST2 = GLUE_DIR / "SST-2"
 pytestmark = pytest.mark.large  # driver subprocesses and a real training run
 
-# MRPC dev: 279 of 408 pairs are paraphrases, so predicting "paraphrase" for
-# all scores accuracy 0.684 and F1 0.812 (precision 0.684, recall 1).
-MAJORITY_ACCURACY, CONSTANT_F1 = 279 / 408, 2 * 279 / (279 + 408)
-# 3668 train examples in 117 length-bucketed batches of 32 (4 buckets, each
-# one's last batch topped up): one epoch, at the paper sweep's highest
-# adapter rate (3e-3; at 1e-3 and max_seq_length 64 one epoch reached only
-# accuracy 0.696, F1 0.815).
-TRAIN_FLAGS = ["--task_name=MRPC", "--do_train", "--do_eval",
-               "--max_seq_length=128", "--train_batch_size=32",
+# SST-2 dev: 444 of 872 sentences are positive, so the majority class
+# scores 0.509.
+MAJORITY_ACCURACY = 444 / 872
+# 2,048 train sentences in 66 length-bucketed batches of 32 (each bucket's
+# last batch topped up): one epoch at the adapters' default rate. (The MRPC
+# train set, 117 steps at max_seq_length 128, cost ~3.7x the CPU; on its
+# first 2,000 rows one epoch stayed at accuracy 0.701, near the majority.)
+TRAIN_ROWS = 2048
+TRAIN_FLAGS = ["--task_name=SST-2", "--do_train", "--do_eval",
+               "--max_seq_length=64", "--train_batch_size=32",
                "--eval_batch_size=64", "--num_train_epochs=1",
-               "--bucket_by_length", "--learning_rate=3e-3"]
-TRAIN_STEPS = 117
+               "--bucket_by_length", "--learning_rate=1e-3"]
+TRAIN_STEPS = 66
 
 
 def _start(flags, output_dir):
@@ -73,34 +75,37 @@ class _Run:
 
 
 @pytest.fixture(scope="module")
-def mrpc_run(tmp_path_factory):
-  """Starts the short real training run (in the background: the bad-input
-  runs and the in-process work below overlap with it)."""
-  run = _Run(TRAIN_FLAGS + [f"--data_dir={MRPC}"],
-             tmp_path_factory.mktemp("mrpc_run"), timeout=1200)
+def sst2_run(tmp_path_factory):
+  """Starts the short real training run (in the background: the in-process
+  work and the short runs below overlap with it)."""
+  data = harness.glue_subset(tmp_path_factory.mktemp("sst2"),
+                             dict(train=TRAIN_ROWS, dev=872), task="SST-2")
+  run = _Run(TRAIN_FLAGS + [f"--data_dir={data}"],
+             tmp_path_factory.mktemp("sst2_run"), timeout=1200)
   yield run
   if run._result is None:
     run._proc.kill()
     run._proc.wait()
 
 
-def _trained(mrpc_run):
-  returncode, stdout, stderr = mrpc_run.result()
+def _trained(run):
+  returncode, stdout, stderr = run.result()
   assert returncode == 0, stderr[-3000:]
   assert "Traceback" not in stderr
-  return mrpc_run.output_dir, stdout
+  return run.output_dir, stdout
 
 
 @pytest.fixture(scope="module")
 def fixed_batch():
-  """64 real MRPC train pairs with the train set's label prior (67.4%
-  paraphrases: the first 43 positive and first 21 negative examples),
-  tokenized like the driver does."""
+  """64 real SST-2 train sentences the run does not train on (after its
+  first 2,048), 32 positive and 32 negative, tokenized like the driver
+  does. Balanced, so the train set's label prior (55.8 % positive) alone
+  cannot lower the loss below log 2."""
   _, vocab_file, do_lower_case = minilm()
-  processor = glue.get_processor("mrpc")
-  examples = processor.get_examples(str(MRPC), "train")
-  chosen = ([e for e in examples if e.label == "1"][:43]
-            + [e for e in examples if e.label == "0"][:21])
+  processor = glue.get_processor("sst-2")
+  examples = processor.get_examples(str(SST2), "train")[TRAIN_ROWS:]
+  chosen = ([e for e in examples if e.label == "1"][:32]
+            + [e for e in examples if e.label == "0"][:32])
   return list(make_dataset(
       chosen, vocab_file=vocab_file, do_lower_case=do_lower_case,
       max_seq_length=64, label_list=processor.labels, is_regression=False,
@@ -121,34 +126,33 @@ def adapter_model():
   return build_classifier(minilm()[0], 2, "adapter", 64)
 
 
-def test_slow_mrpc_training_lowers_loss_and_writes_eval_results(
-    mrpc_run, fixed_batch, adapter_model):
+def test_slow_sst2_training_lowers_loss_and_writes_eval_results(
+    sst2_run, fixed_batch, adapter_model):
   # The loss on a fixed real batch before training (computed while the run
   # trains) and with the trained variables the run saved.
   model, encoder = adapter_model
   before = _mean_loss(model, fixed_batch)
   assert abs(before - math.log(2)) < 0.02  # a fresh head: a coin flip
 
-  output_dir, stdout = _trained(mrpc_run)
+  output_dir, stdout = _trained(sst2_run)
   assert "trained per task 753,794" in stdout  # adapters+LNs+pooler+head
   results = dict(
       line.split(" = ") for line in
       (output_dir / "eval_results.txt").read_text().splitlines())
-  assert set(results) == {"eval_accuracy", "eval_f1", "global_step"}
+  assert set(results) == {"eval_accuracy", "global_step"}
   assert int(results["global_step"]) == TRAIN_STEPS
-  accuracy, f1 = float(results["eval_accuracy"]), float(results["eval_f1"])
-  # Above what a constant "paraphrase" predictor scores, by a margin (a run
-  # that learns only the label prior, or nothing, fails here). Measured:
-  # accuracy 0.754902, F1 0.844720 (the run is seeded: the same each time).
-  assert accuracy >= MAJORITY_ACCURACY + 0.04, (accuracy, f1)
-  assert f1 >= CONSTANT_F1 + 0.015, (accuracy, f1)
+  accuracy = float(results["eval_accuracy"])
+  # Far above the constant majority-class predictor (a run that learns only
+  # the label prior, or nothing, fails here). Measured: 0.756881 (the run is
+  # seeded: the same each time).
+  assert accuracy >= MAJORITY_ACCURACY + 0.15, accuracy
 
   config = adapter_pack.load_adapter_pack(
       str(output_dir / "adapter_pack.npz"), model, encoder)
-  assert config["task_name"] == "mrpc" and config["adapter_size"] == 64
+  assert config["task_name"] == "sst-2" and config["adapter_size"] == 64
   after = _mean_loss(model, fixed_batch)
-  # The label prior alone gives 0.633 here (25 steps at 1e-3 reached 0.629);
-  # a no-op or diverging run stays >= 0.69.
+  # The label prior alone gives 0.701 on this balanced batch; a no-op or
+  # diverging run stays >= 0.69.
   assert after < before - 0.04, (before, after)
 
 
