@@ -41,28 +41,23 @@ def _snapshot(out, result, keep=()):
                      for p in hidden if p.is_file()})
 
 
-def _killed_at_steps(command, out):
-  """Kills after steps 1, 6 and 16, re-running each time; then a clean
-  run. Returns the snapshots after each run."""
-  links = []
-  for fault in ("step:1", "step:6", "step:16", None):
-    links.append(_snapshot(out, run(command, fault), keep=("checkpoints",)))
-  return links
-
-
-def _killed_in_writes(command, out, export_dir):
-  """Kills in the 2nd checkpoint write, the pack write, the results write,
-  then a clean run; then the exporter in its SavedModel write, and again
-  without the fault."""
-  links = []
-  for fault in ("write:checkpoint:2", "write:pack", "write:results", None):
-    links.append(_snapshot(out, run(command, fault), keep=("checkpoints",)))
+def _killed_and_rerun(command, out, export_dir):
+  """The command killed after step 1, after step 6, in its first checkpoint
+  write (ckpt-8, resuming from ckpt-4), after step 16 (the last), in the
+  pack write and in the results write, re-run each time, then run to its
+  end; then the exporter killed in its SavedModel write, and again without
+  the fault. Returns {fault: snapshot after that run} (None: the clean
+  re-run; "export:..." the exporter's runs)."""
+  links = {}
+  for fault in ("step:1", "step:6", "write:checkpoint:1", "step:16",
+                "write:pack", "write:results", None):
+    links[fault] = _snapshot(out, run(command, fault), keep=("checkpoints",))
   export = [f"--adapter_pack={out / 'adapter_pack.npz'}",
             f"--export_dir={export_dir}"]
   for fault in ("write:export", None):
     result = run(export, fault, program="export")
-    links.append(dict(result=result, listing=sorted(
-        p.name for p in export_dir.parent.iterdir())))
+    links[f"export:{fault}"] = dict(result=result, listing=sorted(
+        p.name for p in export_dir.parent.iterdir()))
   return links
 
 
@@ -80,12 +75,9 @@ def reliability_runs(root):
       "repeat": pool.submit(run, command(root / "repeat")),
       "reference_deterministic": pool.submit(
           run, command(root / "reference_deterministic") + DETERMINISTIC),
-      "killed_at_steps": pool.submit(
-          _killed_at_steps, command(root / "steps") + DETERMINISTIC,
-          root / "steps"),
-      "killed_in_writes": pool.submit(
-          _killed_in_writes, command(root / "writes") + DETERMINISTIC,
-          root / "writes", root / "exports" / "1"),
+      "killed": pool.submit(
+          _killed_and_rerun, command(root / "killed") + DETERMINISTIC,
+          root / "killed", root / "exports" / "1"),
   }
 
   def task_b():

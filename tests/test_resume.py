@@ -17,13 +17,12 @@ by `reliability_runs` (test_frozen.py uses them too through conftest's
 
 * reference, repeat: one command run twice (determinism);
 * reference_deterministic: the same with --deterministic;
-* killed_at_steps: the --deterministic command killed after step 1, then
-  after step 6, then after step 16 (the last), each time re-run, and
-  finally run to its end;
-* killed_in_writes: the --deterministic command killed in the middle of
-  its 2nd checkpoint write, then of the pack write, then of the
-  eval_results.txt write, then run to its end; then the exporter killed in
-  the middle of the SavedModel write and re-run;
+* killed: the --deterministic command killed after step 1, then after
+  step 6, then in the middle of its first checkpoint write (ckpt-8, having
+  resumed from ckpt-4), then after step 16 (the last), then in the middle
+  of the pack write, then of the eval_results.txt write, each time re-run,
+  and finally run to its end; then the exporter killed in the middle of the
+  SavedModel write and re-run;
 * task_b (test_frozen.py): after the reference, an SST-2 run, then the
   reference's pack predicting MRPC test again.
 
@@ -258,8 +257,9 @@ def test_same_seed_same_results(reliability):
 def test_killed_after_steps_1_6_and_16_resumes_to_the_same_result(
     reliability):
   root, futures = reliability
-  step1, step6, step16, final = futures["killed_at_steps"].result()
+  links = futures["killed"].result()
   harness.checked(futures["reference_deterministic"].result())
+  step1, step6, step16 = (links[f] for f in ("step:1", "step:6", "step:16"))
   # After step 1: no checkpoint yet (the first is at step 4), no result.
   _no_results(_killed(step1, "step:1"))
   assert step1["kept"].get("checkpoints") is None or not _latest_step(
@@ -269,16 +269,18 @@ def test_killed_after_steps_1_6_and_16_resumes_to_the_same_result(
   _no_results(_killed(step6, "step:6"))
   assert "Resuming" not in step6["result"].stdout
   assert _latest_step(step6["kept"]["checkpoints"]) == SAVE_EVERY
-  # Re-run, killed after the last step (its checkpoint saved, no pack yet).
+  # (The next re-run died writing ckpt-8: see the test below.) Re-run,
+  # killed after the last step: its checkpoint saved, no pack yet.
   _no_results(_killed(step16, "step:16"))
   assert re.search(r"Resuming from \S+ckpt-4 at step 4\.",
                    step16["result"].stdout), step16["result"].stdout[-2000:]
   assert _latest_step(step16["kept"]["checkpoints"]) == TOTAL_STEPS
-  # The last re-run only evaluates and writes the results.
+  # The re-runs after it only save, evaluate and predict.
+  final = links[None]
   harness.checked(final["result"])
   assert (f"Training already finished at step {TOTAL_STEPS}"
           in final["result"].stdout)
-  out = root / "steps"
+  out = root / "killed"
   worst = _same_as_reference(root, out)
   # Not vacuous: the run resumed at step 4 moved away from ckpt-4 and ended
   # nearer the unbroken run than that checkpoint.
@@ -295,30 +297,34 @@ def test_killed_after_steps_1_6_and_16_resumes_to_the_same_result(
 @pytest.mark.large
 def test_killed_in_writes_leaves_nothing_loadable_and_reruns_complete(
     reliability):
-  """Killed in the middle of the 2nd checkpoint write, of the pack write
-  and of the eval_results.txt write: each time, only hidden temp files are
+  """Killed in the middle of a checkpoint write, of the pack write and of
+  the eval_results.txt write: each time, only hidden temp files are
   partial, what the run had published before still loads, and a re-run of
   the same command completes as the unbroken run."""
   from keras_adapters import adapter_pack  # pylint: disable=g-import-not-at-top
   from keras_adapters.errors import UserInputError  # pylint: disable=g-import-not-at-top
   root, futures = reliability
-  ckpt, pack, results, final, export, export_again = (
-      futures["killed_in_writes"].result())
+  links = futures["killed"].result()
   harness.checked(futures["reference_deterministic"].result())
-  out = root / "writes"
-  # In ckpt-8's write: its shards sit in ckpt-8_temp/, the `checkpoint`
-  # file still names ckpt-4, which restores completely.
-  _no_results(_killed(ckpt, "write:checkpoint:2"))
+  ckpt, pack, results = (links[f] for f in (
+      "write:checkpoint:1", "write:pack", "write:results"))
+  out = root / "killed"
+  # Resumed from ckpt-4, killed in ckpt-8's write: its shards sit in
+  # ckpt-8_temp/, the `checkpoint` file still names ckpt-4, which restores
+  # completely.
+  _no_results(_killed(ckpt, "write:checkpoint:1"))
+  assert re.search(r"Resuming from \S+ckpt-4 at step 4\.",
+                   ckpt["result"].stdout)
   assert "checkpoints/ckpt-8_temp" in "\n".join(ckpt["files"]), ckpt["files"]
   assert not [f for f in ckpt["files"] if f.startswith("checkpoints/ckpt-8.")]
   saved = ckpt["kept"]["checkpoints"]
   assert _latest_step(saved) == SAVE_EVERY
   _trained_weights(str(saved / "ckpt-4"))
-  # In the pack write (the re-run resumed at step 4 and trained to 16): no
+  # In the pack write (training had finished at step 16): no
   # adapter_pack.npz, and its half-written temp file is not a pack.
   _killed(pack, "write:pack")
-  assert re.search(r"Resuming from \S+ckpt-4 at step 4\.",
-                   pack["result"].stdout)
+  assert (f"Training already finished at step {TOTAL_STEPS}"
+          in pack["result"].stdout)
   assert "adapter_pack.npz" not in pack["files"]
   temps = [name for name in pack["temps"]
            if name.startswith(".adapter_pack.npz.")]
@@ -336,11 +342,12 @@ def test_killed_in_writes_leaves_nothing_loadable_and_reruns_complete(
           if name.startswith(".eval_results.txt.")]
   assert half and all(b"global_step" not in text for text in half)
   # The clean re-run completes as the unbroken run did.
-  harness.checked(final["result"])
+  harness.checked(links[None]["result"])
   _same_as_reference(root, out)
   adapter_pack.read_pack(str(out / "adapter_pack.npz"))
   # The exporter killed in its SavedModel write: no export_dir, only the
   # hidden .tmp-export-* sibling; the re-run exports.
+  export, export_again = links["export:write:export"], links["export:None"]
   result = export["result"]
   assert result.returncode == faults.EXIT_CODE, result.stderr[-3000:]
   assert "fault injected: write:export" in result.stderr
