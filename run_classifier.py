@@ -152,7 +152,8 @@ def run():
   _check_flags()
   task = _task()
   if FLAGS.do_train and task.num_train_examples() < FLAGS.train_batch_size:
-    experiment.fewer_than_a_batch(task.num_train_examples())  # before TF loads
+    raise experiment.fewer_than_a_batch_error(  # before TF loads
+        task.num_train_examples())
   settings = experiment.Settings.from_flags(FLAGS)
   if settings.adapter_pack:
     settings = experiment.with_pack_settings(settings, task.check_pack)

@@ -25,7 +25,6 @@ import sys
 import speed  # sets up the repo path and TF logging
 
 
-
 def build(mode, impl, args):
   import tf_keras  # pylint: disable=g-import-not-at-top
   from keras_adapters import MatmulAttention  # pylint: disable=g-import-not-at-top

@@ -27,7 +27,6 @@ import time
 import speed
 
 
-
 def parse_args(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--rounds", type=int, default=3)

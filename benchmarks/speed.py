@@ -51,7 +51,7 @@ def check_modes(parser, args):
   """args.modes as a tuple in TRAIN_MODES' order; one-line error if unknown."""
   modes = args.modes.split(",")
   unknown = sorted(set(modes) - set(TRAIN_MODES))
-  if unknown or not modes:
+  if unknown:
     parser.error(f"--modes: unknown {','.join(unknown)}; choose from "
                  f"{','.join(TRAIN_MODES)}")
   args.modes = tuple(m for m in TRAIN_MODES if m in modes)

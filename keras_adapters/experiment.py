@@ -107,9 +107,9 @@ def _restore(model, encoder, settings):
   return training.restore_trained(model, settings.output_dir)
 
 
-def fewer_than_a_batch(num_examples):
-  raise UserInputError(f"{num_examples} training examples are fewer than "
-                       "one batch; lower --train_batch_size")
+def fewer_than_a_batch_error(num_examples):
+  return UserInputError(f"{num_examples} training examples are fewer than "
+                        "one batch; lower --train_batch_size")
 
 
 def run(task, settings, load_pretrained, batch_flags):
@@ -133,7 +133,7 @@ def _run(task, settings, load_pretrained, batch_flags):
     model, encoder = task.build_model(pretrained, settings)
     steps_per_epoch = task.num_train_batches(model, settings)
     if settings.do_train and steps_per_epoch == 0:
-      fewer_than_a_batch(task.num_train_examples())
+      raise fewer_than_a_batch_error(task.num_train_examples())
     total_steps = max(1, int(steps_per_epoch * settings.num_train_epochs))
     task.compile(model, settings, total_steps)
   print(f"Model: {pretrained.description}; fine_tune_mode="

@@ -96,7 +96,7 @@ def _short_row(split, lines):
 
 
 @pytest.mark.parametrize("bad", ["--task_name=MRPCX", "--max_seq_length=2",
-                                 "--train_batch_size=32",
+                                 "--train_batch_size=8",  # 4 rows
                                  "--bucket_boundaries=64,32", "short_row"])
 def test_flag_and_data_errors_come_before_tensorflow_loads(bad, tmp_path):
   """A bad flag or data row is reported without importing TensorFlow (so

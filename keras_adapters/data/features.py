@@ -134,12 +134,9 @@ def tokenize(preprocessor, texts_a: Sequence[str],
 
 
 def _tokenize_function(preprocessor_ref, is_pair):
-  spec = tf.TensorSpec([None], tf.string)
-  if is_pair:
-    return tf.function(lambda a, b: preprocessor_ref()(a, b),
-                       input_signature=[spec, spec], autograph=False)
-  return tf.function(lambda a: preprocessor_ref()(a),
-                     input_signature=[spec], autograph=False)
+  return tf.function(lambda *texts: preprocessor_ref()(*texts),
+                     input_signature=[tf.TensorSpec([None], tf.string)] * (
+                         2 if is_pair else 1), autograph=False)
 
 
 def _cut_padding(features, labels):
