@@ -10,9 +10,6 @@ import os
 
 # TF's C++ INFO/WARNING lines would bury the one-line errors; TF_CPP_MIN_LOG_LEVEL=0 brings them back.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# Model Garden runs on tf_keras (Keras 2): with this, `import tensorflow`
-# skips loading Keras 3 as well (~2.5 CPU-seconds per run).
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 # Flags and data files are checked before TensorFlow loads (keras_adapters
 # then imports its classes on first use).
 os.environ.setdefault("KERAS_ADAPTERS_LAZY_IMPORT", "1")

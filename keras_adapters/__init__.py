@@ -10,6 +10,11 @@ TensorFlow is imported.
 import importlib
 import os
 
+# Model Garden runs on tf_keras (Keras 2). Imported before TensorFlow, this
+# makes tf.keras that same Keras 2, and `import tensorflow` skips loading
+# Keras 3 as well (~2 CPU-seconds per process). No effect once TF is loaded.
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
 __version__ = "0.1.0"
 
 LAZY_IMPORT_ENV = "KERAS_ADAPTERS_LAZY_IMPORT"

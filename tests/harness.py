@@ -24,8 +24,11 @@ GLUE_DIR = DATA / "glue_data"
 
 
 def subprocess_env():
-  """Environment for child processes: repo importable, little TF log noise."""
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  """Environment for child processes: repo importable, little TF log noise,
+  and (as `import keras_adapters` sets it) no Keras 3 loaded by TF, also in
+  children that import only TensorFlow (a SavedModel reloaded as a server
+  would)."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_USE_LEGACY_KERAS="1")
   env["PYTHONPATH"] = os.pathsep.join(
       [str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
   return env

@@ -39,10 +39,23 @@ def _run(args, **kw):
   return result.stdout
 
 
+def _without_is_pair(pack, path):
+  """A copy of `pack` as older versions saved it: no "is_pair"."""
+  with np.load(pack) as data:
+    arrays = {k: data[k] for k in data.files}
+  config = json.loads(str(arrays["__config__"]))
+  del config["is_pair"]
+  arrays["__config__"] = np.array(json.dumps(config))
+  np.savez(path, **arrays)
+  return path
+
+
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory):
   """Real MRPC pairs as a generic CSV (named columns, yes/no labels),
-  trained 2 steps by the driver, then exported both ways by the CLI."""
+  trained 2 steps by the driver, then exported by the CLI: --multitask from
+  the run's --output_dir, and single-task from a copy of its pack without
+  "is_pair" (as older versions saved packs) with --is_pair."""
   root = tmp_path_factory.mktemp("generic_pairs")
   with open(GLUE_DIR / "MRPC" / "train.tsv", encoding="utf-8") as f:
     rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:65]
@@ -57,11 +70,11 @@ def pairs(tmp_path_factory):
         "--text_a_column=first", "--text_b_column=second",
         "--label_column=same", "--do_train", f"--output_dir={out}",
         f"--max_seq_length={SEQ}", "--num_train_epochs=1", "--seed=5"])
-  _run(["-m", "keras_adapters.serving.export", f"--output_dir={out}",
-        f"--export_dir={root / 'single'}"])
+  old = _without_is_pair(out / "adapter_pack.npz", root / "old_pack.npz")
+  _run(["-m", "keras_adapters.serving.export", f"--adapter_pack={old}",
+        "--is_pair", f"--export_dir={root / 'single'}"])
   _run(["-m", "keras_adapters.serving.export", "--multitask",
-        f"--adapter_pack={out / 'adapter_pack.npz'}",
-        f"--export_dir={root / 'multi'}"])
+        f"--output_dir={out}", f"--export_dir={root / 'multi'}"])
   return root, [r[3] for r in rows[:6]], [r[4] for r in rows[:6]]
 
 
@@ -90,15 +103,9 @@ def test_exports_use_text_b_and_match_the_model(pairs):
 
 def test_pack_without_is_pair_needs_the_flag(pairs, tmp_path):
   """Packs of older versions did not record is_pair: a generic one is not
-  guessed, and --is_pair exports it."""
+  guessed (with --is_pair, the fixture exported it)."""
   root, _, _ = pairs
-  with np.load(root / "run" / "adapter_pack.npz") as data:
-    arrays = {k: data[k] for k in data.files}
-  config = json.loads(str(arrays["__config__"]))
-  del config["is_pair"]
-  arrays["__config__"] = np.array(json.dumps(config))
-  old = tmp_path / "old_pack.npz"
-  np.savez(old, **arrays)
+  old = root / "old_pack.npz"
   result = subprocess.run(
       [sys.executable, "-m", "keras_adapters.serving.export",
        f"--adapter_pack={old}", f"--export_dir={tmp_path / 'e'}"], cwd=REPO,
@@ -111,6 +118,4 @@ def test_pack_without_is_pair_needs_the_flag(pairs, tmp_path):
       f"export: error: {old} does not record whether its task takes one text "
       "or a pair (saved by an older version); pass --is_pair or --nois_pair"]
   assert not (tmp_path / "e").exists()
-  _run(["-m", "keras_adapters.serving.export", f"--adapter_pack={old}",
-        f"--export_dir={tmp_path / 'e'}", "--is_pair"])
-  assert (tmp_path / "e" / "saved_model.pb").is_file()
+  assert (root / "single" / "saved_model.pb").is_file()

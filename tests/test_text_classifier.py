@@ -103,6 +103,25 @@ def test_predict_probabilities_labels_and_evaluate(trained, mrpc):
   assert metrics["accuracy"] == pytest.approx(gold.mean())
 
 
+def test_predict_cuts_batches_to_their_longest_text(trained, mrpc):
+  """predict pads each batch only to its longest pair (rounded up to 8) by
+  default, with the outputs of padding to max_seq_length."""
+  clf, _ = trained
+  _, _, (dev_a, dev_b), _ = mrpc
+  short = ([t[:60] for t in dev_a[:16]], [t[:60] for t in dev_b[:16]])
+
+  def widths(**kwargs):
+    batches, _ = clf._eval_batches(short, batch_size=8, **kwargs)  # pylint: disable=protected-access
+    return [batch["input_word_ids"].shape[1] for batch in batches]
+
+  assert len(widths()) == 2
+  assert all(w % 8 == 0 and w < SEQ for w in widths()), widths()
+  assert widths(dynamic_padding=False) == [SEQ, SEQ]
+  np.testing.assert_allclose(clf.predict(short, batch_size=8),
+                             clf.predict(short, batch_size=8,
+                                         dynamic_padding=False), atol=1e-5)
+
+
 def test_text_b_matters(trained, mrpc):
   clf, _ = trained
   (a, b), _, _, _ = mrpc

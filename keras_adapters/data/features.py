@@ -94,7 +94,7 @@ def text_dataset(texts_a: Sequence[str], texts_b: Optional[Sequence[str]], label
     ds = ds.repeat()
   ds = ds.batch(batch_size, drop_remainder=drop_remainder)
   if dynamic_padding:
-    ds = ds.map(_cut_padding)
+    ds = cut_padding(ds)
   return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -139,7 +139,14 @@ def _tokenize_function(preprocessor_ref, is_pair):
                          2 if is_pair else 1), autograph=False)
 
 
-def _cut_padding(features, labels):
+def cut_padding(batches: tf.data.Dataset) -> tf.data.Dataset:
+  """Each batch of features (with or without labels) cut to its longest
+  example, rounded up to a multiple of 8."""
+  return batches.map(_cut_padding)
+
+
+def _cut_padding(features, *labels):
   longest = tf.reduce_max(tf.reduce_sum(features["input_mask"], axis=1))
   length = (longest + 7) // 8 * 8  # few distinct shapes for oneDNN to plan
-  return {k: v[:, :length] for k, v in features.items()}, labels
+  cut = {k: v[:, :length] for k, v in features.items()}
+  return (cut, *labels) if labels else cut

@@ -226,9 +226,11 @@ class AdapterTextClassifier(models.BertClassifier):
                                     batch_size, self.seed)
     return ds.prefetch(tf.data.AUTOTUNE), steps
 
-  def _eval_batches(self, x, y=None, batch_size=32, pad=True):
-    """(batches, n): with `pad`, full static batches (the last one padded
-    with the first example, for an even replica split): keep n outputs."""
+  def _eval_batches(self, x, y=None, batch_size=32, pad=True,
+                    dynamic_padding=None):
+    """(batches, n): with `pad`, full batches (the last one padded with the
+    first example, for an even replica split): keep n outputs. Each batch
+    is cut to its longest text unless `_pads_dynamically` says no."""
     if isinstance(x, tf.data.Dataset):
       return task_inputs.map_strings(x, self), None
     texts_a, texts_b = self._texts(x)
@@ -236,10 +238,19 @@ class AdapterTextClassifier(models.BertClassifier):
     ds = features.text_dataset(texts_a, texts_b, labels, self.preprocessor,
                                is_regression=self.is_regression,
                                batch_size=batch_size)
-    if not pad:
-      return ds, len(texts_a)
-    return distribute.padded_batches(ds, len(texts_a), batch_size), len(
-        texts_a)
+    if pad:
+      ds = distribute.padded_batches(ds, len(texts_a), batch_size)
+    if self._pads_dynamically(dynamic_padding):
+      ds = features.cut_padding(ds)
+    return ds, len(texts_a)
+
+  def _pads_dynamically(self, dynamic_padding, bucket_by_length=False):
+    """`dynamic_padding`, or its default: on, except where shapes must stay
+    static (a TPUStrategy, `jit_compile`) or buckets fix them."""
+    if dynamic_padding is not None:
+      return dynamic_padding
+    return not (bucket_by_length or self.jit_compile or isinstance(
+        self.distribute_strategy, tf.distribute.TPUStrategy))
 
   def fit(self, x=None, y=None, batch_size=None, epochs=1, validation_data=None,
           steps_per_epoch=None, callbacks=None, verbose="auto",
@@ -251,10 +262,8 @@ class AdapterTextClassifier(models.BertClassifier):
     max_seq_length, only float rounding differs. `bucket_by_length`: True
     (or bucket boundaries) batches texts of similar length together, each
     batch cut to its bucket: less padding still, a fixed set of shapes."""
-    if dynamic_padding is None:
-      dynamic_padding = not (bucket_by_length or self.jit_compile or
-                             isinstance(self.distribute_strategy,
-                                        tf.distribute.TPUStrategy))
+    dynamic_padding = self._pads_dynamically(dynamic_padding,
+                                             bucket_by_length)
     if self.preprocessor is None or task_inputs.holds_ids(x):
       return super().fit(x, y, batch_size=batch_size, epochs=epochs,
                          validation_data=validation_data,
@@ -273,47 +282,53 @@ class AdapterTextClassifier(models.BertClassifier):
       self.compile_adamw(steps_per_epoch * epochs)
     if validation_data is not None and not isinstance(
         validation_data, tf.data.Dataset):
-      validation_data = self._eval_batches(*validation_data, batch_size,
-                                           pad=False)[0]
+      validation_data = self._eval_batches(
+          *validation_data, batch_size, pad=False,
+          dynamic_padding=dynamic_padding)[0]
     return super().fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch,
                        validation_data=validation_data, callbacks=callbacks,
                        verbose=verbose, **kwargs)
 
-  def predict_logits(self, x, batch_size=None, **kwargs):
-    """Logits [n, classes] (regression: [n, 1])."""
+  def predict_logits(self, x, batch_size=None, dynamic_padding=None,
+                     **kwargs):
+    """Logits [n, classes] (regression: [n, 1]). `dynamic_padding` as in
+    `fit` (the same default): only float rounding differs."""
     if self.preprocessor is None or task_inputs.holds_ids(x):
       return super().predict(x, batch_size=batch_size, **kwargs)
-    batches, n = self._eval_batches(x, batch_size=batch_size or 32)
+    batches, n = self._eval_batches(x, batch_size=batch_size or 32,
+                                    dynamic_padding=dynamic_padding)
     kwargs.setdefault("verbose", 0)
     outputs = super().predict(batches, **kwargs)
     return outputs if n is None else outputs[:n]
 
-  def predict(self, x, batch_size=None, **kwargs):
+  def predict(self, x, batch_size=None, dynamic_padding=None, **kwargs):
     """Class probabilities [n, classes], or scores [n] for regression, of
     raw texts. Token ids (or a dataset of them) get Keras' `predict`: the
     logits."""
     if self.preprocessor is None or task_inputs.holds_ids(x):
       return super().predict(x, batch_size=batch_size, **kwargs)
-    logits = self.predict_logits(x, batch_size, **kwargs)
+    logits = self.predict_logits(x, batch_size, dynamic_padding, **kwargs)
     if self.is_regression:
       return logits[:, 0]
     return tf.nn.softmax(logits).numpy()
 
-  def predict_labels(self, x, batch_size=None, **kwargs):
+  def predict_labels(self, x, batch_size=None, dynamic_padding=None,
+                     **kwargs):
     """The predicted label of each text (class index without labels)."""
-    outputs = self.predict(x, batch_size, **kwargs)
+    outputs = self.predict(x, batch_size, dynamic_padding, **kwargs)
     if self.is_regression:
       return outputs
     index = outputs.argmax(-1)
     return [self.labels[i] for i in index] if self.labels else index
 
-  def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+  def evaluate(self, x=None, y=None, batch_size=None, dynamic_padding=None,
+               **kwargs):
     """{metric: value}: the task's metrics (scikit-learn/SciPy)."""
     from keras_adapters import metrics  # pylint: disable=g-import-not-at-top
     if ("_use_cached_eval_dataset" in kwargs or self.preprocessor is None or
         task_inputs.holds_ids(x)):
       return super().evaluate(x, y, batch_size=batch_size, **kwargs)
-    logits = self.predict_logits(x, batch_size, **kwargs)
+    logits = self.predict_logits(x, batch_size, dynamic_padding, **kwargs)
     gold = np.asarray(task_inputs.encode(y, self.task_config))
     predicted = logits[:, 0] if self.is_regression else logits.argmax(-1)
     return metrics.compute_metrics(task_inputs.metric_task(self.task_config),
