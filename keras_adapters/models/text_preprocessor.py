@@ -2,6 +2,7 @@
 
 import os
 
+import tensorflow as tf
 import tf_keras
 from official.nlp.modeling import layers
 
@@ -50,15 +51,22 @@ class AdapterTextPreprocessor(tf_keras.layers.Layer):
         special_tokens_dict=self.tokenizer.get_special_tokens_dict())
 
   def call(self, text_a, text_b=None):
-    segments = [self.tokenizer(text_a)]
-    if text_b is not None:
-      segments.append(self.tokenizer(text_b))
-    return self.packer(segments)
+    return _tokenize_and_pack(self, text_a, text_b)
 
   def get_config(self):
     return dict(super().get_config(), vocab_file=self.vocab_file,
                 lower_case=self.lower_case,
                 max_seq_length=self.max_seq_length)
+
+
+# Plain Python control flow: without AutoGraph's conversion (of this and the
+# tokenizer layers' calls) each process traces the tokenizer a second faster.
+@tf.autograph.experimental.do_not_convert
+def _tokenize_and_pack(preprocessor, text_a, text_b):
+  segments = [preprocessor.tokenizer(text_a)]
+  if text_b is not None:
+    segments.append(preprocessor.tokenizer(text_b))
+  return preprocessor.packer(segments)
 
 
 def encode_labels(values, labels, is_regression, names=None):

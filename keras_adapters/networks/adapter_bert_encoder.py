@@ -31,10 +31,20 @@ class AdapterBertEncoder(networks.BertEncoderV2):
         adapter_size=adapter_size, adapter_init_scale=adapter_init_scale,
         adapter_activation=adapter_activation)
 
+  def call(self, inputs):
+    return _call_unconverted(self, inputs)
+
   @property
   def adapters(self):
     """All AdapterLayers, bottom block first (attention, then FFN)."""
     return [a for block in self._transformer_layers for a in block.adapters]
+
+
+# The encoder's control flow is plain Python: AutoGraph need not convert its
+# call (nor, below it, the blocks' and layers' calls), which would cost about
+# a second per process. The graph and outputs are the same.
+_call_unconverted = tf.autograph.experimental.do_not_convert(
+    networks.BertEncoderV2.call)
 
 
 def build_encoder(encoder):
