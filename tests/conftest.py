@@ -47,6 +47,18 @@ def pytest_addoption(parser):
 # fixtures are built once), and these two on the same one (those runs start
 # once).
 _SHARED_MODULES = {"tests/test_frozen.py": "tests/test_resume.py"}
+# The modules that take most CPU in CI (tests/DURATIONS.md), heaviest first;
+# the rest follow in collection order. Handed out in this order, the two
+# workers end within seconds of each other instead of one idling through
+# the last big module.
+_HEAVIEST_FIRST = [
+    "tests/test_frozen.py", "tests/test_resume.py",
+    "tests/test_text_classifier.py", "tests/test_run_classifier.py",
+    "tests/test_distributed.py", "tests/test_notebook.py",
+    "tests/test_bad_inputs.py", "tests/test_benchmark_scripts.py",
+    "tests/test_export.py", "tests/test_generic_pair_export.py",
+    "tests/test_bucketing.py",
+]
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -58,10 +70,14 @@ def pytest_xdist_make_scheduler(config, log):
       module = nodeid.split("::", 1)[0]
       return _SHARED_MODULES.get(module, module)
 
+  config.option.loadscopereorder = False  # keep _HEAVIEST_FIRST's order
   return ModuleScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
+  rank = {module: i for i, module in enumerate(_HEAVIEST_FIRST)}
+  items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0],
+                                       len(rank)))  # stable: the rest as found
   if config.getoption("--run_large"):
     return
   skip_large = pytest.mark.skip(reason="large test: run with --run_large")
