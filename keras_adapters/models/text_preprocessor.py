@@ -59,8 +59,8 @@ class AdapterTextPreprocessor(tf_keras.layers.Layer):
                 max_seq_length=self.max_seq_length)
 
 
-# Plain Python control flow: without AutoGraph's conversion (of this and the
-# tokenizer layers' calls) each process traces the tokenizer a second faster.
+# Plain Python control flow: AutoGraph need not convert this, nor the
+# tokenizer layers' calls below it (as for the encoder's call).
 @tf.autograph.experimental.do_not_convert
 def _tokenize_and_pack(preprocessor, text_a, text_b):
   segments = [preprocessor.tokenizer(text_a)]

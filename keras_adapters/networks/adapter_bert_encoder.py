@@ -41,8 +41,8 @@ class AdapterBertEncoder(networks.BertEncoderV2):
 
 
 # The encoder's control flow is plain Python: AutoGraph need not convert its
-# call (nor, below it, the blocks' and layers' calls), which would cost about
-# a second per process. The graph and outputs are the same.
+# call (nor, below it, the blocks' and layers' calls): building a classifier
+# takes ~1.6 CPU-s less per process. The graph and outputs are the same.
 _call_unconverted = tf.autograph.experimental.do_not_convert(
     networks.BertEncoderV2.call)
 
