@@ -23,6 +23,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+# The op types (as op_seconds names them) that are matrix products.
+MATMUL_TYPES = ("Einsum (dense layers)", "Attention scores and context",
+                "MatMul", "_MklMatMul", "_FusedMatMul", "_MklFusedMatMul",
+                "BatchMatMulV2", "BatchMatMulV3", "_MklBatchMatMulV2")
 
 
 def op_seconds(logdir):
@@ -74,14 +78,29 @@ def profile(mode, args):
   model.fit(ds, steps_per_epoch=args.steps, epochs=1, verbose=0)
   seconds = (time.perf_counter() - start) / args.steps
   tf.profiler.experimental.stop()
-  by_type = op_seconds(logdir)
-  total = sum(by_type.values())
-  top = sorted(by_type.items(), key=lambda kv: -kv[1])[:args.top]
-  return dict(step_s=round(seconds, 3),
-              op_self_s_per_step=round(total / args.steps, 3),
-              top_ops={k: dict(s_per_step=round(v / args.steps, 3),
-                               share=round(v / total, 3)) for k, v in top})
+  return dict(step_s=round(seconds, 3), **op_summary(
+      op_seconds(logdir), args.steps, args.top, MATMUL_TYPES))
 
+
+def op_summary(by_type, steps, top, matmul_types):
+  """Per step: all op seconds, those of `matmul_types` and their share, and
+  the `top` op types (seconds and share). Also used by
+  benchmarks/adapterhub/profile_hf.py for torch's ops."""
+  total = sum(by_type.values())
+  matmul = sum(v for k, v in by_type.items() if k in matmul_types)
+  ranked = sorted(by_type.items(), key=lambda kv: -kv[1])[:top]
+  return dict(op_self_s_per_step=round(total / steps, 3),
+              matmul_s_per_step=round(matmul / steps, 3),
+              matmul_share=round(matmul / total, 3),
+              top_ops={k: dict(s_per_step=round(v / steps, 3),
+                               share=round(v / total, 3)) for k, v in ranked})
+
+
+def append_line(line, path):
+  """Appends `line` to the results file `path` as JSON and prints it."""
+  with open(path, "a") as f:
+    f.write(json.dumps(line) + "\n")
+  print(json.dumps(line, indent=1))
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -107,9 +126,7 @@ def main():
               "op seconds per step can exceed the wall step time",
               command=" ".join(["python benchmarks/profile_step.py"] +
                                sys.argv[1:]))
-  with open(args.results, "a") as f:
-    f.write(json.dumps(line) + "\n")
-  print(json.dumps(line, indent=1))
+  append_line(line, args.results)
 
 
 if __name__ == "__main__":

@@ -69,13 +69,19 @@ def test_peak_memory_reads_every_mode_in_its_own_process(tmp_path):
 
 def test_profile_splits_dense_einsums_from_attention(tmp_path):
   out = tmp_path / "profile.jsonl"
-  ops = _one_line("profile_step.py", out, *TINY, "--modes", "adapter",
-                  "--steps", "1", "--top", "50")["modes"]["adapter"]["top_ops"]
+  adapter = _one_line("profile_step.py", out, *TINY, "--modes", "adapter",
+                      "--steps", "1", "--top", "50")["modes"]["adapter"]
+  ops = adapter["top_ops"]
   # Under any op name (Einsum or BatchMatMul, oneDNN's _Mkl... on Intel).
   assert "Einsum (dense layers)" in ops and "Attention scores and context" in ops
   assert not any(name.endswith(("Einsum", "BatchMatMulV2", "BatchMatMulV3"))
                  for name in ops)
   assert sum(op["share"] for op in ops.values()) == pytest.approx(1, abs=0.02)
+  # The matrix-product share: dense einsums, attention products, MatMuls.
+  products = [k for k in ops if k.startswith(("Einsum", "Attention")) or
+              k.replace("_Mkl", "").replace("_Fused", "") == "MatMul"]
+  assert adapter["matmul_share"] == pytest.approx(
+      sum(ops[k]["share"] for k in products), abs=0.01)
 
 
 @pytest.mark.parametrize("script,args,message", [

@@ -55,6 +55,8 @@ runs, benchmarks/batching.py); the smoke test's 2-step runs are all warm-up
   MRPC             29     15      10
   SST-2            30     20       8
 Without ours:static and hf:static (the padded baselines) about 2.7 h. The
+run of 2026-11-30 (bucketed/8 with and without XLA, hf:group_by_length,
+hf:dynamic) took 69 min: 4.5-12 min a run to the end of training. The
 smoke test, one setting a call (1-3.5 min each; results kept out of the
 real file):
   python benchmarks/adapterhub/compare.py --tasks MRPC --threads 1 \\
@@ -293,20 +295,24 @@ def median(values):
 def run_table(rows):
   """One line per run."""
   lines = ["| task | round | setting | dev score | useful tokens/s after "
-           "epoch 1 | useful tokens/s, all training | padding | to end of "
-           "training (min) | peak RSS (MB) |", "|---" * 9 + "|"]
+           "epoch 1 | useful tokens/s, all training | padding | fed (padded) "
+           "tokens/s after epoch 1 | to end of training (min) | peak RSS "
+           "(MB) |", "|---" * 10 + "|"]
   for r in rows:
     if "error" in r:
       lines.append(f"| {r['task']} | {r['round']} | {r['setting']} | "
-                   f"{r['error']} | | | | | |")
+                   f"{r['error']} | | | | | | |")
       continue
     metrics = ", ".join(f"{k} {100 * v:.1f}" for k, v in
                         sorted(r["metrics"].items()) if k != "mse")
+    steady = slice(1 if len(r["epoch_seconds"]) > 1 else 0, None)
+    fed_rate = (sum(r["epoch_fed_tokens"][steady]) /
+                max(sum(r["epoch_seconds"][steady]), 1e-9))
     lines.append(
         f"| {r['task']} | {r['round']} | {r['setting']} | {metrics} | "
         f"{r['useful_tokens_per_s']:,.0f} | "
         f"{r['useful_tokens_per_s_all']:,.0f} | "
-        f"{100 * r['padding_share']:.0f} % | "
+        f"{100 * r['padding_share']:.0f} % | {fed_rate:,.0f} | "
         f"{r['to_train_end_seconds'] / 60:.1f} | {r['peak_rss_mb']:,} |")
   return lines
 
