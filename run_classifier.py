@@ -35,6 +35,11 @@ flags.DEFINE_bool("bucket_by_length", False, "Batch training examples of "
                   "on TPU and compiles once per bucket with --jit_compile). "
                   "Every example once per epoch; see "
                   "keras_adapters/data/bucketing.py.")
+flags.DEFINE_bool("group_by_length", False, "Batch training examples of "
+                  "similar length as transformers' Trainer does (sorted "
+                  "groups of 50 batches), each batch cut to its longest "
+                  "example: the least padding on CPU/GPU. Batch shapes vary, "
+                  "so not with TPUs. See keras_adapters/data/bucketing.py.")
 flags.DEFINE_list("bucket_boundaries", [], "With --bucket_by_length: "
                   "increasing bucket lengths in wordpieces (default: 4 equal "
                   "widths of max_seq_length, e.g. 32,64,96,128).")
@@ -102,6 +107,15 @@ def _check_flags():
   if FLAGS.bucket_by_length and FLAGS.dynamic_padding:
     raise UserInputError("--bucket_by_length already cuts each batch to its "
                          "bucket; drop --dynamic_padding")
+  if FLAGS.group_by_length and (FLAGS.bucket_by_length or
+                                FLAGS.dynamic_padding):
+    raise UserInputError("--group_by_length already cuts each batch to its "
+                         "longest example; drop --bucket_by_length and "
+                         "--dynamic_padding")
+  if FLAGS.group_by_length and (FLAGS.use_tpu or
+                                FLAGS.distribution_strategy == "tpu"):
+    raise UserInputError("--group_by_length makes batch shapes vary, which "
+                         "TPUs cannot run; use --bucket_by_length")
   if FLAGS.bucket_boundaries and not FLAGS.bucket_by_length:
     raise UserInputError("--bucket_boundaries needs --bucket_by_length")
   driver_flags.check_common_flags()
@@ -138,6 +152,7 @@ def _task():
       source, splits, max_seq_length=FLAGS.max_seq_length,
       dynamic_padding=FLAGS.dynamic_padding,
       bucket_by_length=_bucketing(),
+      group_by_length=FLAGS.group_by_length,
       eval_every_epochs=FLAGS.eval_every_epochs,
       report_train_tokens=FLAGS.report_train_tokens,
       eval_batch_size=FLAGS.eval_batch_size,

@@ -271,6 +271,10 @@ CASES = {
         "run_classifier.py", _glue_flags("--dynamic_padding", "--use_tpu",
                                          "--tpu_name=x"),
         ["--dynamic_padding makes batch shapes vary", "drop it for TPU"]),
+    "group_by_length_on_tpu": Case(
+        "run_classifier.py", _glue_flags("--group_by_length", "--use_tpu",
+                                         "--tpu_name=x"),
+        ["--group_by_length makes batch shapes vary", "--bucket_by_length"]),
     "bucket_boundaries_not_increasing": Case(
         "run_classifier.py", _glue_flags("--bucket_by_length",
                                          "--bucket_boundaries=64,32"),

@@ -194,3 +194,69 @@ def test_replicas_each_get_their_slice_of_every_bucketed_batch(mrpc):
                        (lambda r: r[1], y), (lambda r: r[2], w)):
       np.testing.assert_array_equal(np.concatenate([part(r) for r in mine]),
                                     full[8:])
+
+
+def _grouped(mrpc, seed=7):
+  _, labels, examples = mrpc
+  return bucketing.grouped_batches(examples, len(labels), BATCH, seed)
+
+
+def _rows(batch):
+  """(word ids without padding, label) of every row of an unweighted batch."""
+  x, y = batch
+  return [(tuple(ids[:mask.sum()]), int(label)) for ids, mask, label
+          in zip(x["input_word_ids"], x["input_mask"], y)]
+
+
+def test_grouped_batches_sort_groups_and_cut_each_batch_to_its_longest(mrpc):
+  steps = len(mrpc[1]) // BATCH  # 200 pairs: 12 batches, 8 pairs dropped
+  batches = [({k: v.numpy() for k, v in x.items()}, y.numpy())
+             for x, y in _grouped(mrpc).take(2 * steps)]
+  plain = collections.Counter(_plain_rows(mrpc))
+  for epoch in range(2):
+    seen, longest = collections.Counter(), []
+    for x, y in batches[epoch * steps:(epoch + 1) * steps]:
+      lengths = x["input_mask"].sum(axis=1)
+      assert x["input_word_ids"].shape == (BATCH, lengths.max())  # no rounding
+      assert (np.diff(lengths) <= 0).all()  # longest first
+      longest.append(lengths.max())
+      seen.update(_rows((x, y)))
+    # 200 < one group of 50 batches: the pass is one sorted group.
+    assert longest == sorted(longest, reverse=True)
+    assert sum(seen.values()) == steps * BATCH and not seen - plain, epoch
+  assert len({x["input_word_ids"].shape[1] for x, _ in batches}) > 4
+
+
+def test_grouped_order_is_seeded_reshuffled_and_resumes_by_skipping(mrpc):
+  steps = len(mrpc[1]) // BATCH
+  take = lambda ds, n: [_rows((x, y)) for x, y in ds.take(n).as_numpy_iterator()]
+  order = take(_grouped(mrpc), 2 * steps + 3)
+  assert order == take(_grouped(mrpc), 2 * steps + 3)
+  assert take(_grouped(mrpc, seed=8), steps) != order[:steps]
+  assert order[:steps] != order[steps:2 * steps]  # reshuffled each pass
+  for skip in (1, steps - 1, steps + 2):
+    assert take(_grouped(mrpc).skip(skip), 2 * steps + 3 - skip) == (
+        order[skip:]), skip
+
+
+def test_fit_groups_by_length_but_not_with_buckets_too(mrpc):
+  """The task API's `group_by_length` (a tiny random BERT: plumbing)."""
+  from harness import tiny_encoder  # pylint: disable=g-import-not-at-top
+  from keras_adapters.models.text_classifier import AdapterTextClassifier  # pylint: disable=g-import-not-at-top
+  texts, labels, _ = mrpc
+  labels = [str(label) for label in labels]
+  model = AdapterTextClassifier(
+      tiny_encoder(vocab_size=30522, hidden_size=16, num_layers=1,
+                   inner_dim=16, max_sequence_length=SEQ),
+      AdapterTextPreprocessor(str(DATA / "bert_vocab" / "vocab.txt"), True,
+                              SEQ), task_name="MRPC", seed=3)
+  with pytest.raises(UserInputError, match="not both"):
+    model.train_batches(texts, labels, BATCH, bucket_by_length=True,
+                        group_by_length=True)
+  ds, steps = model.train_batches(texts, labels, BATCH, group_by_length=True)
+  assert steps == len(labels) // BATCH
+  widths = [x["input_word_ids"].shape[1] for x, _ in ds.take(steps)]
+  assert widths == sorted(widths, reverse=True) and widths[0] > widths[-1]
+  history = model.fit(texts, labels, batch_size=BATCH, epochs=2,
+                      group_by_length=True, verbose=0)
+  assert len(history.history["loss"]) == 2

@@ -13,6 +13,8 @@ adapter variant (houlsby_gelu_ln: exactly our trained parameters) and seed:
                        max_seq_length), each batch cut to its bucket
   ours:bucketed/W      the same with buckets W wordpieces wide
                        (--bucket_boundaries=W,2W,...,max_seq_length)
+  ours:grouped         --group_by_length: sorted groups of 50 batches, each
+                       batch cut to its longest example (as hf:group_by_length)
   ours:<any>+xla       the same with --jit_compile
   hf:static            hf_train.py (AdapterHub, in .venv-adapterhub),
                        batches padded to max_seq_length
@@ -80,7 +82,8 @@ DEFAULT_SETTINGS = ("ours:static,ours:dynamic,ours:bucketed,ours:bucketed/8,"
                     "ours:bucketed+xla,hf:static,hf:dynamic,"
                     "hf:group_by_length")
 OURS_FLAGS = {"static": [], "dynamic": ["--dynamic_padding"],
-              "bucketed": ["--bucket_by_length"]}
+              "bucketed": ["--bucket_by_length"],
+              "grouped": ["--group_by_length"]}
 HF_PADDING = ("static", "dynamic", "group_by_length")
 
 
@@ -89,7 +92,7 @@ def parse_args():
   parser.add_argument("--tasks", default="MRPC,SST-2")
   parser.add_argument("--settings", default=DEFAULT_SETTINGS,
                       help="comma-separated ours:<static|dynamic|bucketed|"
-                      "bucketed/W>[+xla] and hf:<static|dynamic|"
+                      "bucketed/W|grouped>[+xla] and hf:<static|dynamic|"
                       "group_by_length>")
   parser.add_argument("--rounds", type=int, default=1)
   parser.add_argument("--variant", default="houlsby_gelu_ln",
@@ -129,7 +132,7 @@ def parse_settings(text):
           or library == "hf" and batching in HF_PADDING)
     if not ok:
       sys.exit(f"compare.py: error: unknown setting {setting!r}; give "
-               "ours:<static|dynamic|bucketed|bucketed/W>[+xla] or "
+               "ours:<static|dynamic|bucketed|bucketed/W|grouped>[+xla] or "
                "hf:<static|dynamic|group_by_length>")
   return settings
 

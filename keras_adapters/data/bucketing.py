@@ -12,6 +12,11 @@ size with copies of its first example at sample weight 0, so every batch has
 the static global batch size (an even split over replicas, TPU-ready) and
 adds nothing of the copies to the loss or metrics.
 
+`--group_by_length` (`grouped_batches`) is the CPU/GPU alternative, as
+transformers' Trainer groups: sorted groups of 50 batches, each batch cut to
+its longest example, no top-ups. It pads least, but every batch length is a
+shape of its own.
+
 TensorFlow is imported by the pipeline functions only, so the driver checks
 --bucket_boundaries before it loads.
 """
@@ -96,3 +101,30 @@ def training_batches(examples: tf.data.Dataset, num_examples: int,
   ds = ds.group_by_window(key, lambda _, window: window.batch(batch_size),
                           window_size=batch_size)
   return ds.map(top_up_and_cut).repeat()
+
+
+MEGABATCH = 50  # batches per sorted group, as transformers' LengthGroupedSampler
+
+
+def grouped_batches(examples: tf.data.Dataset, num_examples: int,
+                    batch_size: int, seed: Optional[int]) -> tf.data.Dataset:
+  """The repeated `(features, labels)` batches of `fit` with
+  `--group_by_length`, as transformers' LengthGroupedSampler makes them: each
+  pass reshuffled with `seed` and cut into groups of MEGABATCH batches, each
+  group sorted longest first and split into batches, each batch cut to its
+  longest example. The pass's last partial batch is dropped (its shortest
+  examples). Batch lengths vary freely: for CPUs and GPUs, not TPUs or XLA."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from keras_adapters.data import features as features_lib  # pylint: disable=g-import-not-at-top
+
+  def longest_first(features, labels):
+    order = tf.argsort(tf.reduce_sum(features["input_mask"], axis=1),
+                       direction="DESCENDING", stable=True)
+    return ({k: tf.gather(v, order) for k, v in features.items()},
+            tf.gather(labels, order))
+
+  ds = examples.shuffle(num_examples, seed=seed, reshuffle_each_iteration=True)
+  ds = ds.batch(batch_size * MEGABATCH).map(longest_first).unbatch()
+  ds = ds.batch(batch_size, drop_remainder=True)
+  return features_lib.cut_padding(ds, multiple=1).repeat()
+

@@ -139,14 +139,15 @@ def _tokenize_function(preprocessor_ref, is_pair):
                          2 if is_pair else 1), autograph=False)
 
 
-def cut_padding(batches: tf.data.Dataset) -> tf.data.Dataset:
+def cut_padding(batches: tf.data.Dataset, multiple: int = 8) -> tf.data.Dataset:
   """Each batch of features (with or without labels) cut to its longest
-  example, rounded up to a multiple of 8."""
-  return batches.map(_cut_padding)
+  example, rounded up to a multiple of `multiple` (8 by default: few
+  distinct shapes for oneDNN to plan)."""
 
+  def cut(features, *labels):
+    longest = tf.reduce_max(tf.reduce_sum(features["input_mask"], axis=1))
+    length = (longest + multiple - 1) // multiple * multiple
+    features = {k: v[:, :length] for k, v in features.items()}
+    return (features, *labels) if labels else features
 
-def _cut_padding(features, *labels):
-  longest = tf.reduce_max(tf.reduce_sum(features["input_mask"], axis=1))
-  length = (longest + 7) // 8 * 8  # few distinct shapes for oneDNN to plan
-  cut = {k: v[:, :length] for k, v in features.items()}
-  return (cut, *labels) if labels else cut
+  return batches.map(cut)

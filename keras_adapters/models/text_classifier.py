@@ -194,15 +194,27 @@ class AdapterTextClassifier(models.BertClassifier):
     return texts_a, texts_b
 
   def train_batches(self, x, y, batch_size, skip=0, dynamic_padding=False,
-                    bucket_by_length=False):
+                    bucket_by_length=False, group_by_length=False):
     """(dataset, steps_per_epoch): the repeated, shuffled global batches of
     `fit`, positioned `skip` batches in. Full batches only; with
     `bucket_by_length` (True, or the bucket boundaries) each batch holds
-    examples of one length bucket (keras_adapters/data/bucketing.py)."""
+    examples of one length bucket, with `group_by_length` examples of
+    similar length (keras_adapters/data/bucketing.py)."""
     texts_a, texts_b = self._texts(x)
     steps = task_inputs.check_training_size(len(texts_a), y, batch_size)
     labels = task_inputs.encode(y, self.task_config)
-    if bucket_by_length:
+    if bucket_by_length and group_by_length:
+      raise UserInputError("give bucket_by_length or group_by_length, not "
+                           "both")
+    if group_by_length:
+      if isinstance(self.distribute_strategy, tf.distribute.TPUStrategy):
+        raise UserInputError("group_by_length makes batch shapes vary, which "
+                             "TPUs cannot run; use bucket_by_length")
+      ds = bucketing.grouped_batches(
+          features.text_examples(texts_a, texts_b, labels, self.preprocessor,
+                                 is_regression=self.is_regression),
+          len(texts_a), batch_size, self.seed).prefetch(tf.data.AUTOTUNE)
+    elif bucket_by_length:
       ds, steps = self._bucketed(texts_a, texts_b, labels, batch_size,
                                  bucket_by_length)
     else:
@@ -254,14 +266,18 @@ class AdapterTextClassifier(models.BertClassifier):
 
   def fit(self, x=None, y=None, batch_size=None, epochs=1, validation_data=None,
           steps_per_epoch=None, callbacks=None, verbose="auto",
-          dynamic_padding=None, bucket_by_length=False, **kwargs):
+          dynamic_padding=None, bucket_by_length=False, group_by_length=False,
+          **kwargs):
     """`Model.fit` on raw strings (or a dataset of string batches).
 
     `dynamic_padding` (default: on, except on TPU or with `jit_compile`)
     cuts each batch to its longest text: the same batches as padding to
     max_seq_length, only float rounding differs. `bucket_by_length`: True
     (or bucket boundaries) batches texts of similar length together, each
-    batch cut to its bucket: less padding still, a fixed set of shapes."""
+    batch cut to its bucket: less padding still, a fixed set of shapes.
+    `group_by_length`: texts of similar length batched together as
+    transformers' Trainer does, each batch cut to its longest text: the least
+    padding, but every batch length is a shape (not for TPUs)."""
     dynamic_padding = self._pads_dynamically(dynamic_padding,
                                              bucket_by_length)
     if self.preprocessor is None or task_inputs.holds_ids(x):
@@ -275,7 +291,7 @@ class AdapterTextClassifier(models.BertClassifier):
     else:
       batches, steps = self.train_batches(
           x, y, batch_size, dynamic_padding=dynamic_padding,
-          bucket_by_length=bucket_by_length)
+          bucket_by_length=bucket_by_length, group_by_length=group_by_length)
       data = distribute.per_replica_input(lambda: batches)
     steps_per_epoch = steps_per_epoch or steps or task_inputs.count(x)
     if not self._is_compiled:

@@ -54,7 +54,7 @@ class ClassificationTask:
 
   def __init__(self, source, splits, *, max_seq_length=128,
                dynamic_padding=False, bucket_by_length=False,
-               eval_every_epochs=0, eval_batch_size=32, predict_batch_size=32,
+               group_by_length=False, eval_every_epochs=0, eval_batch_size=32, predict_batch_size=32,
                report_train_tokens=False):
     self.processor = source.processor()
     self.examples = {split: source.read(self.processor, split)
@@ -64,6 +64,7 @@ class ClassificationTask:
         max_seq_length, self.processor.is_pair)
     self.dynamic_padding = dynamic_padding
     self.bucket_by_length = bucket_by_length  # False, True or boundaries
+    self.group_by_length = group_by_length
     self.eval_every_epochs = eval_every_epochs
     self.report_train_tokens = report_train_tokens
     self.batch_size = dict(dev=eval_batch_size, test=predict_batch_size)
@@ -111,7 +112,8 @@ class ClassificationTask:
     train = self.examples["train"]
     return model.train_batches(
         _texts(train), [e.label for e in train], settings.train_batch_size,
-        skip, self.dynamic_padding, self.bucket_by_length)
+        skip, self.dynamic_padding, self.bucket_by_length,
+        self.group_by_length)
 
   def train_callbacks(self, model, settings, steps_per_epoch, chief):
     """The dev curve (dev_curve.jsonl) with --eval_every_epochs; the
