@@ -102,6 +102,7 @@ def append_line(line, path):
     f.write(json.dumps(line) + "\n")
   print(json.dumps(line, indent=1))
 
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--modes", default="adapter,full")

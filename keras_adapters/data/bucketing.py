@@ -127,4 +127,3 @@ def grouped_batches(examples: tf.data.Dataset, num_examples: int,
   ds = ds.batch(batch_size * MEGABATCH).map(longest_first).unbatch()
   ds = ds.batch(batch_size, drop_remainder=True)
   return features_lib.cut_padding(ds, multiple=1).repeat()
-

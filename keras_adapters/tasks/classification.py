@@ -54,8 +54,8 @@ class ClassificationTask:
 
   def __init__(self, source, splits, *, max_seq_length=128,
                dynamic_padding=False, bucket_by_length=False,
-               group_by_length=False, eval_every_epochs=0, eval_batch_size=32, predict_batch_size=32,
-               report_train_tokens=False):
+               group_by_length=False, eval_every_epochs=0, eval_batch_size=32,
+               predict_batch_size=32, report_train_tokens=False):
     self.processor = source.processor()
     self.examples = {split: source.read(self.processor, split)
                      for split in splits}
