@@ -9,11 +9,16 @@
             (benchmarks/results/ablation.jsonl, from paper/ablation.py)
   init      Fig. 6 right: MRPC dev score vs the adapters' init std
             (benchmarks/results/paper.jsonl)
+  curves    issue #27: the dev score after every epoch of the runs trained
+            longer than the plan's 3 epochs (block 8's 20-epoch probe), the
+            3-epoch run at the same rate beside it
+            (benchmarks/results/paper.jsonl)
 
 Points are the mean over the seeds run (error bars: s.e.m.). Usage:
   python benchmarks/figures.py tradeoff   # -> docs/tradeoff.png
   python benchmarks/figures.py ablation   # -> docs/ablation.png
   python benchmarks/figures.py init       # -> docs/init_robustness.png
+  python benchmarks/figures.py curves     # -> docs/dev_curves.png
 """
 
 import argparse
@@ -195,6 +200,47 @@ def init(args):
   _save(fig, args.out or os.path.join(REPO, "docs/init_robustness.png"))
 
 
+def curves(args):
+  rows = run_plan.load_results(args.results)
+  long_runs = [r for r in rows if r.get("dev_curve") and
+               plan.epochs_of(r) != plan.TASKS[r["task"]][3]]
+  tasks = [t for t in plan.TASKS if any(r["task"] == t for r in long_runs)]
+  if not tasks:
+    sys.exit(f"figures.py: error: no runs with a dev curve in {args.results}; "
+             "run benchmarks/paper/run_plan.py --blocks 8")
+  fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.6),
+                           squeeze=False)
+  for ax, task in zip(axes[0], tasks):
+    for r in sorted((r for r in long_runs if r["task"] == task),
+                    key=lambda r: (r["method"], float(r["lr"]), r["seed"])):
+      keys = plan.TASKS[task][4]
+      scores = [100 * sum(l[f"eval_{k}"] for k in keys) / len(keys)
+                for l in r["dev_curve"]]
+      line, = ax.plot([l["epoch"] for l in r["dev_curve"]], scores,
+                      marker=".",
+                      linestyle="--" if r["method"] == "full" else "-",
+                      label=f"{r['method']} lr {r['lr']}, "
+                      f"{plan.epochs_of(r)} epochs, seed {r['seed']}")
+      short = next((s for s in rows if plan.epochs_of(s) == plan.TASKS[
+          task][3] and plan.batching_of(s) == "dynamic" and
+                    (s["task"], s["method"], s["lr"], s["seed"], s["init"]) ==
+                    (task, r["method"], r["lr"], r["seed"], r["init"])), None)
+      if short:
+        ax.plot([plan.epochs_of(short)],
+                [100 * run_plan.selection_score(short)], marker="D",
+                markersize=8, fillstyle="none", color=line.get_color(),
+                linestyle="none")
+    ax.plot([], [], marker="D", fillstyle="none", color="gray",
+            linestyle="none", label="the same rate and seed, 3 epochs")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"dev {SCORE_NAMES[task]} x100")
+    ax.set_title(task)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  _save(fig, args.out or os.path.join(REPO, "docs/dev_curves.png"))
+
+
 def _save(fig, path):
   fig.tight_layout()
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -205,7 +251,8 @@ def _save(fig, path):
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("figure", choices=["tradeoff", "ablation", "init"])
+  parser.add_argument("figure", choices=["tradeoff", "ablation", "init",
+                                             "curves"])
   parser.add_argument("--results", default=None,
                       help="default: benchmarks/results/paper.jsonl "
                       "(ablation.jsonl for ablation)")
@@ -217,7 +264,8 @@ def main():
   if args.results is None:
     name = "ablation.jsonl" if args.figure == "ablation" else "paper.jsonl"
     args.results = os.path.join(REPO, "benchmarks/results", name)
-  dict(tradeoff=tradeoff, ablation=ablation, init=init)[args.figure](args)
+  dict(tradeoff=tradeoff, ablation=ablation, init=init,
+       curves=curves)[args.figure](args)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,21 @@ def test_no_runs_is_a_one_line_error_naming_the_block(tmp_path):
     figures.init(argparse.Namespace(results=results, out=None))
 
 
+def test_curves_plot_the_long_runs_and_need_one(tmp_path):
+  rows = _rows()
+  results = _write(tmp_path / "paper.jsonl", rows)
+  with pytest.raises(SystemExit, match="--blocks 8"):
+    figures.curves(argparse.Namespace(results=results, out=None))
+  long_run = dict(_row("MRPC", "adapter64", "1e-3", 1, 0.85, 64),
+                  num_train_epochs=20,
+                  dev_curve=[dict(epoch=e, eval_accuracy=0.8, eval_f1=0.9)
+                             for e in (1, 2)])
+  results = _write(tmp_path / "paper.jsonl", rows + [long_run])
+  out = tmp_path / "curves.png"
+  figures.curves(argparse.Namespace(results=results, out=str(out)))
+  assert out.read_bytes()[:4] == b"\x89PNG"
+
+
 def test_ablation_of_an_unknown_pack_is_a_one_line_error(tmp_path):
   line = dict(adapter_pack="a.npz", task="mrpc", adapter_size=64, layers=1,
               dev_examples=4, score_keys=["accuracy"],

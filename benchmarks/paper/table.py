@@ -8,7 +8,9 @@ and SST-2 accuracy; "mean" averages one score per task (MRPC: the mean of
 accuracy and F1, the score the learning rate was selected on).
 
 Runs trained for other epochs than plan.TASKS' (the probe, block 8) stay out
-of the table; a section below it lists them with their dev curves.
+of the table; a section below it lists them with their dev curves, and the
+selection over every epoch count run (protocol.py) follows the table, with
+its own goal check.
 
 Usage: python benchmarks/paper/table.py [benchmarks/results/paper.jsonl] \
          [--doc docs/RESULTS.md] [--out benchmarks/results/paper_table.md]
@@ -26,6 +28,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import plan  # pylint: disable=g-import-not-at-top
+import protocol  # pylint: disable=g-import-not-at-top
 import run_plan  # pylint: disable=g-import-not-at-top
 
 LABELS = dict(adapter8="Adapters (m=8)", adapter64="Adapters (m=64)",
@@ -294,8 +297,14 @@ def main():
   if buckets:
     output += ("\nBucketed vs dynamic padding (block 9; not in the tables "
                f"above):\n\n{buckets}\n")
+  selection = protocol.selection_table(rows)
+  if selection:
+    selection = ("\nSelected over every epoch count run (issue #27; scores "
+                 "x100 as selected on):\n\n" + selection + "\n")
+  output = output.replace("\nRuns behind each cell", selection +
+                          "\nRuns behind each cell", 1)
   if args.doc:
-    write_into(args.doc, head + "\n" + table(rows))
+    write_into(args.doc, head + "\n" + table(rows) + "\n" + selection)
   if args.out:
     write_atomically(args.out, output)
   else:
