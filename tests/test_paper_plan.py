@@ -28,8 +28,9 @@ def test_every_point_once_and_seed1_best_of_a_swept_method_dropped():
   points = plan.unique_points()
   keys = [(p["task"], p["method"], p["lr"], p["seed"], p["init"],
            p["epochs"], p["batching"]) for _, p in points]
-  assert len(keys) == len(set(keys)) == 174
-  assert sum(block != "8_probe_20ep" for block, _ in points) == 166
+  assert len(keys) == len(set(keys)) == 198
+  assert sum(not block.startswith(("8_", "10_", "11_", "12_"))
+             for block, _ in points) == 166
   # Block 9: MRPC's dynamic-padding seeds are block 1/2's runs; new are the
   # 6 bucketed runs and SST-2's dynamic seeds 2-3.
   assert sum(block == "9_bucketing" for block, _ in points) == 8
@@ -352,6 +353,35 @@ def test_probe_runs_cola_first_at_the_best_and_the_next_lower_rate():
   ready, _ = run_plan.ready_points(rows, {r["name"] for r in rows}, {"1"},
                                    {"CoLA", "RTE"})
   assert ready == []
+
+
+def _long(task, method, lr, score, seed=1):
+  row = _row(task, method, lr, seed, score)
+  return dict(row, name=row["name"] + "_ep20", num_train_epochs=20)
+
+
+def test_seeds_follow_the_selection_over_3_and_20_epochs():
+  # CoLA adapters: best 1e-3 at 3 epochs (0.3), 0.4 at 20 epochs 3e-4;
+  # full: best 5e-5 at 3 epochs (0.3), its 20-epoch runs lower.
+  rows = _sweeps("CoLA", (0.2, 0.3, 0.0), (0.1, 0.3, 0.2))
+  rows += [_long("CoLA", "adapter64", "1e-3", 0.35)]
+  ready, waiting = run_plan.ready_points(rows, set(), {"10"}, {"CoLA"})
+  assert (ready, waiting) == ([], 4)  # 3e-4 (below) and full's not in yet
+  rows += [_long("CoLA", "adapter64", "3e-4", 0.4),
+           _long("CoLA", "full", "5e-5", 0.25),
+           _long("CoLA", "full", "2e-5", 0.3)]  # a tie: 3 epochs win
+  assert run_plan.selected_point(rows, "CoLA", "adapter64", 20) == (20, "3e-4")
+  assert run_plan.selected_point(rows, "CoLA", "full", 20) == (3, "5e-5")
+  ready, waiting = run_plan.ready_points(rows, set(), {"10"}, {"CoLA"})
+  assert waiting == 0
+  assert [(p["name"], p["eval_every"]) for _, p in ready] == [
+      ("cola_adapter64_lr3e-4_s2_ep20", 1), ("cola_adapter64_lr3e-4_s3_ep20", 1),
+      ("cola_full_lr5e-5_s2", 0), ("cola_full_lr5e-5_s3", 0)]
+  # Block 2 trained full's seeds 2-3 at 3 epochs: nothing new to run.
+  done = {"cola_full_lr5e-5_s2", "cola_full_lr5e-5_s3"}
+  ready, _ = run_plan.ready_points(rows, done, {"10"}, {"CoLA"})
+  assert [p["name"] for _, p in ready] == [
+      "cola_adapter64_lr3e-4_s2_ep20", "cola_adapter64_lr3e-4_s3_ep20"]
 
 
 def test_long_runs_stay_out_of_rate_selection_and_the_table():

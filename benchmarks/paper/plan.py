@@ -12,7 +12,10 @@ sweep of <method> on that task with the best dev score, once all of that
 sweep's runs are in (until then those points wait). The sweep is always the
 one at the task's epochs in TASKS (3). "below:<method>" is the next lower rate
 of <method>'s grid (at the bottom of the grid, the best rate itself: the same
-run). A point trained for other epochs than TASKS' has "_ep<N>" in its name.
+run). "sel:<method>" (issue #27) is the seed-1 selection of <method> over
+the sweep and the point's longer epochs at the best rate and the one below
+(block 8's probe): both its epochs and its rate, once those runs are in. A
+point trained for other epochs than TASKS' has "_ep<N>" in its name.
 
 To fit 2 CPU cores, four methods are swept (adapters m=64, full, top-3,
 LayerNorm-only); the other adapter sizes train at the m=64 rate and the other
@@ -179,6 +182,22 @@ def blocks():
        [point(t, "adapter64", "best:adapter64", s, batching=b)
         for t in ("MRPC", "SST-2") for s in (1, 2, 3)
         for b in ("bucketed", "dynamic")]),
+      ("10_seeds_20ep", "issue #27: seeds 2-3 of adapters m=64 and full on "
+       "CoLA and RTE at the seed-1 selection over 3 and 20 epochs (no new "
+       "run where 3 epochs win: block 2 has those seeds)",
+       [point(t, m, f"sel:{m}", s, epochs=20, eval_every=1)
+        for t in ("CoLA", "RTE") for m in ("adapter64", "full")
+        for s in (2, 3)]),
+      ("11_20ep_mrpc_stsb", "issue #27: block 8's probe on MRPC and STS-B "
+       "(adapters m=64 and full, 20 epochs at the best LR and the next "
+       "lower one, seed 1)",
+       [point(t, m, f"{rate}:{m}", 1, epochs=20, eval_every=1)
+        for t in ("MRPC", "STS-B") for rate in ("best", "below")
+        for m in ("adapter64", "full")]),
+      ("12_seeds_20ep_mrpc_stsb", "issue #27: block 10 on MRPC and STS-B",
+       [point(t, m, f"sel:{m}", s, epochs=20, eval_every=1)
+        for t in ("MRPC", "STS-B") for m in ("adapter64", "full")
+        for s in (2, 3)]),
   ]
 
 

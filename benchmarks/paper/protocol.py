@@ -32,7 +32,8 @@ def protocol_rows(rows, task, methods):
 
 class Selection:
   """The best seed-1 point of `methods` on `task` over every (method, epochs,
-  rate) run, or over `epochs` only; ties go to fewer epochs."""
+  rate) run, or over `epochs` only (run_plan.selection_key: ties go to
+  fewer epochs, then the grid's first rate)."""
 
   def __init__(self, rows, task, methods, epochs=None):
     self.task = task
@@ -41,8 +42,7 @@ class Selection:
     seed1 = [r for r in runs if r["seed"] == 1]
     self.runs = []
     if seed1:
-      best = max(seed1, key=lambda r: (run_plan.selection_score(r),
-                                       -plan.epochs_of(r)))
+      best = max(seed1, key=run_plan.selection_key)
       self.point = (best["method"], plan.epochs_of(best), best["lr"])
       self.runs = sorted((r for r in runs if (r["method"], plan.epochs_of(r),
                                               r["lr"]) == self.point),

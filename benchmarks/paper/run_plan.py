@@ -84,23 +84,66 @@ def best_lr(rows, task, method):
   return max(grid, key=lambda lr: (scores[lr], -grid.index(lr)))
 
 
+def rate_below(method, lr):
+  """The grid rate just below `lr` (the lowest rate stays itself)."""
+  grid = grid_of(method)
+  return grid[max(0, grid.index(lr) - 1)]
+
+
+def selection_key(row):
+  """Orders seed-1 runs of one method for the selection over epochs: the
+  dev score, then (ties) fewer epochs, then the grid's first rate."""
+  grid = grid_of(row["method"])
+  return (selection_score(row), -plan.epochs_of(row),
+          -grid.index(row["lr"]) if row["lr"] in grid else -len(grid))
+
+
+def selected_point(rows, task, method, long_epochs):
+  """(epochs, lr) of `method` on `task` with the best seed-1 dev score among
+  the task's-epochs sweep and the `long_epochs` runs at its best rate and
+  the one below (block 8's probe), or None until all of those are in."""
+  lr = best_lr(rows, task, method)
+  if lr is None:
+    return None
+  short, long = plan.TASKS[task][3], {lr, rate_below(method, lr)}
+  candidates = [r for r in rows
+                if (r["task"], r["method"], r["seed"], r["init"],
+                    plan.batching_of(r)) ==
+                (task, method, 1, plan.DEFAULT_INIT, "dynamic") and
+                ((plan.epochs_of(r) == short and r["lr"] in grid_of(method))
+                 or (plan.epochs_of(r) == long_epochs and r["lr"] in long))]
+  if {r["lr"] for r in candidates
+      if plan.epochs_of(r) == long_epochs} != long:
+    return None
+  best = max(candidates, key=selection_key)
+  return plan.epochs_of(best), best["lr"]
+
+
 def resolve(p, rows):
   """Point `p` with a concrete learning rate and name, or None (waiting).
 
   "best:<m>": best_lr; "below:<m>": the grid rate just below it (the lowest
-  rate stays itself, i.e. the same run as "best:<m>")."""
-  lr = p["lr"]
+  rate stays itself, i.e. the same run as "best:<m>"); "sel:<m>": the
+  epochs and rate of selected_point, with p's epochs as the long ones (a
+  dev curve only if the long ones win)."""
+  lr, epochs, eval_every = p["lr"], p.get("epochs"), p.get("eval_every", 0)
   if ":" in lr:
     rule, method = lr.split(":")
-    lr = best_lr(rows, p["task"], method)
-    if lr is None:
-      return None
-    if rule == "below":
-      grid = grid_of(method)
-      lr = grid[max(0, grid.index(lr) - 1)]
+    if rule == "sel":
+      chosen = selected_point(rows, p["task"], method, epochs)
+      if chosen is None:
+        return None
+      if chosen[0] != epochs:
+        eval_every = 0
+      epochs, lr = chosen
+    else:
+      lr = best_lr(rows, p["task"], method)
+      if lr is None:
+        return None
+      if rule == "below":
+        lr = rate_below(method, lr)
   return plan.point(p["task"], p["method"], lr, p["seed"], p["init"],
-                    p.get("epochs"), p.get("eval_every", 0),
-                    p.get("batching", "dynamic"))
+                    epochs, eval_every, p.get("batching", "dynamic"))
 
 
 def prepare_sst2_subset():
