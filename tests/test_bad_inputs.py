@@ -275,6 +275,11 @@ CASES = {
         "run_classifier.py", _glue_flags("--group_by_length", "--use_tpu",
                                          "--tpu_name=x"),
         ["--group_by_length makes batch shapes vary", "--bucket_by_length"]),
+    "group_by_length_with_bucketing": Case(
+        "run_classifier.py", _glue_flags("--group_by_length",
+                                         "--bucket_by_length"),
+        ["--group_by_length already cuts each batch to its longest example",
+         "drop --bucket_by_length"]),
     "bucket_boundaries_not_increasing": Case(
         "run_classifier.py", _glue_flags("--bucket_by_length",
                                          "--bucket_boundaries=64,32"),
