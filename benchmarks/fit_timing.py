@@ -59,15 +59,29 @@ def time_mrpc_fit(warmup, steps, batch=32, seq=128, mode="adapter",
 
 def append_line(path, line, begin, script):
   """Appends `line` plus wall time, CPU count, machine and the command that
-  ran `script` (this process's arguments) to the JSON-lines file `path`."""
+  ran `script` (this process's arguments, less --results: where the line
+  goes does not change it) to the JSON-lines file `path`."""
   import platform  # pylint: disable=g-import-not-at-top
   line = dict(line, wall_seconds=int(time.time() - begin),
               cpus=os.cpu_count(), machine=platform.machine(),
               command=" ".join([f"python benchmarks/{script}"] +
-                               sys.argv[1:]))
+                               without_results_flag(sys.argv[1:])))
   with open(path, "a") as f:
     f.write(json.dumps(line) + "\n")
   print(json.dumps(line))
+
+
+def without_results_flag(argv):
+  """`argv` less `--results PATH` / `--results=PATH`."""
+  kept, skip = [], False
+  for word in argv:
+    if skip:
+      skip = False
+    elif word == "--results":
+      skip = True
+    elif not word.startswith("--results="):
+      kept.append(word)
+  return kept
 
 
 def timing_parser(doc, results_name):

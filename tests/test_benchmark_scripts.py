@@ -111,3 +111,11 @@ def test_attention_impl_times_both_attentions_in_every_mode(tmp_path):
   for config, classes in line["attention_classes"].items():
     assert classes == (["MatmulAttention"] if config.endswith("matmul") else
                        ["MultiHeadAttention"]), config
+
+
+def test_stored_command_leaves_out_where_the_line_was_written():
+  sys.path.insert(0, str(REPO / "benchmarks"))
+  import fit_timing  # pylint: disable=g-import-not-at-top
+  assert fit_timing.without_results_flag(
+      ["--steps", "6", "--results", "/tmp/x.jsonl", "--results=/tmp/y",
+       "--dev_examples", "32"]) == ["--steps", "6", "--dev_examples", "32"]
