@@ -111,5 +111,8 @@ def test_table_main_puts_the_selection_into_the_doc(tmp_path, monkeypatch):
   text = doc.read_text()
   assert text.index("Goal check: adapters (best m)") < text.index(
       "Selected over every epoch count run") < text.index(
-          "- Goal check (seed 1, 1 tasks)") < text.index(table.END)
+          "- Goal check (seed 1, 1 tasks)") < text.index(
+              "| CoLA | adapter64 | 1e-3 | 1 | 20 | 33.0 | 20.0 |") < text.index(
+                  table.END)
+  assert "Runs behind each cell" not in text
   assert "Selected over every epoch count run" in (tmp_path / "t.md").read_text()

@@ -14,8 +14,9 @@ its own goal check.
 
 Usage: python benchmarks/paper/table.py [benchmarks/results/paper.jsonl] \
          [--doc docs/RESULTS.md] [--out benchmarks/results/paper_table.md]
---doc also puts the table between the doc's BEGIN/END marker lines; --out
-writes the output to a file instead of stdout. Both are written only once
+--doc also puts the table, the selection over every epoch count and the
+long runs between the doc's BEGIN/END marker lines; --out writes the whole
+output (also the commands behind each cell) to a file instead of stdout. Both are written only once
 everything checks out, each by an atomic rename: an error leaves them as
 they were.
 """
@@ -267,6 +268,32 @@ def write_atomically(path, text):
       os.remove(tmp)
 
 
+def _section(title, text):
+  return f"\n{title}:\n\n{text}\n" if text else ""
+
+
+def documents(rows, path):
+  """(the part of RESULTS.md between the markers, the whole --out file):
+  Table 1/2, the selection over every epoch count run and the long runs'
+  dev curves; --out adds the commands and block 9's comparison."""
+  hours = sum(r["wall_seconds"] for r in rows) / 3600
+  jobs = "/".join(str(j) for j in sorted({r.get("jobs", 1) for r in rows}))
+  head = (f"Results file: `{path}` ({len(rows)} runs; their wall times sum "
+          f"to {hours:.1f} h, {jobs} run(s) at a time)\n")
+  long_runs = (
+      _section("Selected over every epoch count run (issue #27; scores x100 "
+               "as selected on)", protocol.selection_table(rows)) +
+      _section("Runs of other epochs (not in Table 1/2; scores x100 as "
+               "selected on)", long_runs_table(rows)))
+  doc = f"{head}\n{table(rows)}\n{long_runs}"
+  output = (doc + _section(
+      "Runs behind each cell (other seeds: same command with --seed=N; every "
+      "command is in the results file)", runs_table(rows)) + _section(
+          "Bucketed vs dynamic padding (block 9; not in the tables above)",
+          bucketing_table(rows)))
+  return doc, output
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("results", nargs="?",
@@ -282,29 +309,9 @@ def main():
   if not rows:
     sys.exit(f"table.py: error: no results in {path}; run "
              "benchmarks/paper/run_plan.py first")
-  hours = sum(r["wall_seconds"] for r in rows) / 3600
-  jobs = "/".join(str(j) for j in sorted({r.get("jobs", 1) for r in rows}))
-  head = (f"Results file: `{path}` ({len(rows)} runs; their wall times sum "
-          f"to {hours:.1f} h, {jobs} run(s) at a time)\n")
-  output = (f"{head}\n{table(rows)}\n\nRuns behind each cell (other seeds: "
-            "same command with --seed=N; every command is in the results "
-            f"file):\n\n{runs_table(rows)}\n")
-  long_runs = long_runs_table(rows)
-  if long_runs:
-    output += ("\nRuns of other epochs (not in the table above; scores x100 "
-               f"as selected on):\n\n{long_runs}\n")
-  buckets = bucketing_table(rows)
-  if buckets:
-    output += ("\nBucketed vs dynamic padding (block 9; not in the tables "
-               f"above):\n\n{buckets}\n")
-  selection = protocol.selection_table(rows)
-  if selection:
-    selection = ("\nSelected over every epoch count run (issue #27; scores "
-                 "x100 as selected on):\n\n" + selection + "\n")
-  output = output.replace("\nRuns behind each cell", selection +
-                          "\nRuns behind each cell", 1)
+  doc, output = documents(rows, path)
   if args.doc:
-    write_into(args.doc, head + "\n" + table(rows) + "\n" + selection)
+    write_into(args.doc, doc)
   if args.out:
     write_atomically(args.out, output)
   else:
