@@ -1,4 +1,5 @@
-"""benchmarks/speed.py, peak_memory.py, attention_impl.py and profile_step.py:
+"""benchmarks/speed.py, peak_memory.py, attention_impl.py, profile_step.py,
+batching.py and mixed_precision.py:
 each runs end to end at a tiny size (real MiniLM, real MRPC pairs, two of the
 three training modes) in its own process and appends one well-formed results
 line. Their timings mean nothing at this size; the real runs are in
@@ -119,3 +120,31 @@ def test_stored_command_leaves_out_where_the_line_was_written():
   assert fit_timing.without_results_flag(
       ["--steps", "6", "--results", "/tmp/x.jsonl", "--results=/tmp/y",
        "--dev_examples", "32"]) == ["--steps", "6", "--dev_examples", "32"]
+
+
+def test_batching_measures_each_way_to_batch_in_its_own_process(tmp_path):
+  out = tmp_path / "batching.jsonl"
+  line = _one_line("batching.py", out, "--rounds", "1", "--steps", "2",
+                   "--warmup", "1", "--batch", "4")
+  modes = ("static", "dynamic", "bucketed")
+  assert set(line["useful_tokens_per_s"]) == set(modes)
+  assert all(line["useful_tokens_per_s"][m] > 0 for m in modes)
+  # 3,668 MRPC training pairs in batches of 4 pad-free of a partial batch.
+  assert line["steps_per_epoch"]["static"] == 917
+  # Static batches pad every pair to 128; MRPC's pairs are far shorter.
+  assert line["padding_share"]["static"] > 0.3
+  assert line["padding_share"]["dynamic"] < line["padding_share"]["static"]
+  assert line["speedup_vs_static"]["static"] == 1.0
+  assert line["command"] == ("python benchmarks/batching.py --rounds 1 "
+                             "--steps 2 --warmup 1 --batch 4")
+
+
+def test_mixed_precision_trains_both_policies_from_one_seed(tmp_path):
+  out = tmp_path / "mp.jsonl"
+  line = _one_line("mixed_precision.py", out, "--steps", "2", "--batch", "2",
+                   "--seq", "16", "--dev_examples", "4")
+  assert set(line["dev"]) == {"float32", "mixed_bfloat16"}
+  assert set(line["last_losses_mean"]) == {"float32", "mixed_bfloat16"}
+  # bfloat16 keeps 8 bits of mantissa: the losses differ, but not by much.
+  assert 0 < line["loss_max_abs_diff"] < 0.2
+  assert line["dev_prediction_agreement"] in (0.0, 0.25, 0.5, 0.75, 1.0)
