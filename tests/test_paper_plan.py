@@ -28,8 +28,8 @@ def test_every_point_once_and_seed1_best_of_a_swept_method_dropped():
   points = plan.unique_points()
   keys = [(p["task"], p["method"], p["lr"], p["seed"], p["init"],
            p["epochs"], p["batching"]) for _, p in points]
-  assert len(keys) == len(set(keys)) == 198
-  assert sum(not block.startswith(("8_", "10_", "11_", "12_"))
+  assert len(keys) == len(set(keys)) == 206
+  assert sum(not block.startswith(("8_", "10_", "11_", "12_", "13_"))
              for block, _ in points) == 166
   # Block 9: MRPC's dynamic-padding seeds are block 1/2's runs; new are the
   # 6 bucketed runs and SST-2's dynamic seeds 2-3.
