@@ -2,13 +2,15 @@
 
 `import keras_adapters` loads the public classes, which registers the Keras
 serializables (so `tf_keras.models.load_model` finds them). The drivers set
-KERAS_ADAPTERS_LAZY_IMPORT=1 before importing the package: the classes then
-load on first use (PEP 562), so a bad flag or data file is reported before
+KERAS_ADAPTERS_LAZY_IMPORT=1 before importing the package, and a module run
+as `python -m keras_adapters.<module>` gets the same: the classes then load
+on first use (PEP 562), so a bad flag or data file is reported before
 TensorFlow is imported.
 """
 
 import importlib
 import os
+import sys
 
 # Model Garden runs on tf_keras (Keras 2). Imported before TensorFlow, this
 # makes tf.keras that same Keras 2, and `import tensorflow` skips loading
@@ -44,6 +46,8 @@ def __dir__():
   return sorted(list(globals()) + __all__)
 
 
-if os.environ.get(LAZY_IMPORT_ENV) != "1":
+# While `python -m` locates its module (and so imports this package),
+# sys.argv[0] is "-m".
+if os.environ.get(LAZY_IMPORT_ENV) != "1" and sys.argv[:1] != ["-m"]:
   for _name in __all__:
     __getattr__(_name)

@@ -13,6 +13,9 @@ def __getattr__(name):
   if name == "export_multitask":
     from keras_adapters.serving.multitask import export_multitask  # pylint: disable=g-import-not-at-top
     return export_multitask
+  if name == "export_classifier":
+    from keras_adapters.serving.classifier_server import export_classifier  # pylint: disable=g-import-not-at-top
+    return export_classifier
   if name in __all__:
     from keras_adapters.serving import export  # pylint: disable=g-import-not-at-top
     return getattr(export, name)

@@ -10,6 +10,8 @@ from keras_adapters import faults
 from keras_adapters.data.limits import check_max_seq_length
 from keras_adapters.data.limits import MAX_SEQ_LENGTH_LIMIT
 from keras_adapters.errors import UserInputError
+from keras_adapters.serving.checks import check_export_dir  # pylint: disable=unused-import
+from keras_adapters.serving.checks import task_is_pair  # pylint: disable=unused-import
 from keras_adapters.models.text_preprocessor import IDS  # pylint: disable=unused-import
 
 
@@ -89,17 +91,6 @@ def named_variables(model, encoder):
   return named
 
 
-def check_export_dir(export_dir):
-  """Refuses an export_dir holding anything (exports never overwrite)."""
-  if os.path.exists(os.path.join(export_dir, "saved_model.pb")):
-    raise UserInputError(f"{export_dir} already holds a SavedModel; pass a "
-                         "new (e.g. versioned) --export_dir")
-  if os.path.exists(export_dir) and (not os.path.isdir(export_dir) or
-                                     os.listdir(export_dir)):
-    raise UserInputError(f"{export_dir} exists and is not an empty "
-                         "directory; pass a new (e.g. versioned) --export_dir")
-
-
 def save(module, export_dir, signatures, assets=None):
   """Saves into a hidden sibling, then renames: a killed export never leaves
   a half-written SavedModel where TF Serving (or a re-run) would find it."""
@@ -119,17 +110,3 @@ def save(module, export_dir, signatures, assets=None):
     shutil.rmtree(tmp, ignore_errors=True)
     raise
   return export_dir
-
-
-def task_is_pair(config, path="the pack"):
-  """Whether the pack's task takes two texts: its "is_pair", or for a pack
-  saved before it recorded that, the GLUE task's layout."""
-  if config.get("is_pair") is not None:
-    return bool(config["is_pair"])
-  from keras_adapters.data import glue  # pylint: disable=g-import-not-at-top
-  task = config.get("task_name") or "generic"
-  if glue.canonical_task_name(task) == "generic":
-    raise UserInputError(f"{path} does not record whether its task takes one "
-                         "text or a pair (saved by an older version); pass "
-                         "--is_pair or --nois_pair")
-  return glue.get_processor(task).is_pair

@@ -10,10 +10,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# TensorFlow loads only once the cheap checks pass (see checks.py).
 from keras_adapters.errors import UserInputError  # pylint: disable=g-import-not-at-top
-from keras_adapters.serving import common
-from keras_adapters.serving.classifier_server import export_classifier  # pylint: disable=unused-import
-from keras_adapters.serving.common import task_is_pair
+from keras_adapters.serving import checks
+from keras_adapters.serving.checks import task_is_pair
 
 
 def export_pack(pack_path, export_dir, pretrained=None, max_seq_length=None,
@@ -46,13 +46,13 @@ def _main():
   if not packs or not fl.export_dir:
     raise UserInputError("pass --export_dir and --adapter_pack (or "
                          "--output_dir of a run_classifier.py training run)")
-  # Check what is cheap to check before the backbone loads.
-  common.check_export_dir(fl.export_dir)
-  from keras_adapters.serving import multitask  # pylint: disable=g-import-not-at-top
-  configs, _ = multitask.check_packs(packs, multitask=len(packs) > 1 or
-                                     fl.multitask)
+  # Check what is cheap to check before TensorFlow and the backbone load.
+  checks.check_export_dir(fl.export_dir)
+  configs, _ = checks.check_packs(packs, multitask=len(packs) > 1 or
+                                  fl.multitask)
   is_pair = [fl.is_pair if fl.is_pair is not None else task_is_pair(c, p)
              for c, p in zip(configs, packs)]
+  from keras_adapters.serving import multitask  # pylint: disable=g-import-not-at-top
   pretrained = driver_flags.load_pretrained_from_flags()
   if len(packs) == 1 and not fl.multitask:
     export_pack(packs[0], fl.export_dir, pretrained, fl.max_seq_length,

@@ -28,6 +28,7 @@ from keras_adapters.errors import UserInputError
 from keras_adapters.models.text_preprocessor import AdapterTextPreprocessor
 from keras_adapters.models.text_preprocessor import IDS
 from keras_adapters.serving import common
+from keras_adapters.serving.checks import check_packs
 
 
 class _Context:
@@ -82,30 +83,6 @@ def _attr(layer, variable):
     if getattr(layer, name, None) is variable:
       return name
   raise UserInputError(f"multi-task export: cannot place {variable.name}")
-
-
-def check_packs(packs, multitask=True):
-  """(configs, arrays) of the packs; for a multi-task export, errors unless
-  they are adapter packs of distinct tasks with one adapter size."""
-  if not packs:
-    raise UserInputError("multi-task export needs at least one pack")
-  configs, arrays = zip(*[adapter_pack.read_pack(p) for p in packs])
-  if not multitask:
-    return configs, arrays
-  names = [c.get("task_name", "") for c in configs]
-  if "" in names or len(set(names)) != len(names):
-    raise UserInputError(f"packs need distinct task names, got {names}; "
-                         "one pack per task")
-  for path, c in zip(packs, configs):
-    if c.get("fine_tune_mode", "adapter") != "adapter":
-      raise UserInputError(f"{path}: fine_tune_mode={c['fine_tune_mode']}; "
-                           "multi-task export takes adapter packs only "
-                           "(export other modes one task per SavedModel)")
-    if c.get("adapter_size") != configs[0].get("adapter_size"):
-      raise UserInputError(f"{path}: adapter_size {c.get('adapter_size')} "
-                           f"!= {configs[0].get('adapter_size')} of "
-                           f"{packs[0]}; packs must share the adapter size")
-  return configs, arrays
 
 
 def _task_value(path, arrays, key, variable):

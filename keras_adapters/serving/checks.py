@@ -1,0 +1,57 @@
+"""What the exporter checks before TensorFlow loads: the export directory
+and the packs (read with NumPy). No TensorFlow import here, so that
+`python -m keras_adapters.serving.export` reports bad input at once."""
+
+import os
+
+from keras_adapters import adapter_pack
+from keras_adapters.errors import UserInputError
+
+
+def check_export_dir(export_dir):
+  """Refuses an export_dir holding anything (exports never overwrite)."""
+  if os.path.exists(os.path.join(export_dir, "saved_model.pb")):
+    raise UserInputError(f"{export_dir} already holds a SavedModel; pass a "
+                         "new (e.g. versioned) --export_dir")
+  if os.path.exists(export_dir) and (not os.path.isdir(export_dir) or
+                                     os.listdir(export_dir)):
+    raise UserInputError(f"{export_dir} exists and is not an empty "
+                         "directory; pass a new (e.g. versioned) --export_dir")
+
+
+def task_is_pair(config, path="the pack"):
+  """Whether the pack's task takes two texts: its "is_pair", or for a pack
+  saved before it recorded that, the GLUE task's layout."""
+  if config.get("is_pair") is not None:
+    return bool(config["is_pair"])
+  from keras_adapters.data import glue  # pylint: disable=g-import-not-at-top
+  task = config.get("task_name") or "generic"
+  if glue.canonical_task_name(task) == "generic":
+    raise UserInputError(f"{path} does not record whether its task takes one "
+                         "text or a pair (saved by an older version); pass "
+                         "--is_pair or --nois_pair")
+  return glue.get_processor(task).is_pair
+
+
+def check_packs(packs, multitask=True):
+  """(configs, arrays) of the packs; for a multi-task export, errors unless
+  they are adapter packs of distinct tasks with one adapter size."""
+  if not packs:
+    raise UserInputError("multi-task export needs at least one pack")
+  configs, arrays = zip(*[adapter_pack.read_pack(p) for p in packs])
+  if not multitask:
+    return configs, arrays
+  names = [c.get("task_name", "") for c in configs]
+  if "" in names or len(set(names)) != len(names):
+    raise UserInputError(f"packs need distinct task names, got {names}; "
+                         "one pack per task")
+  for path, c in zip(packs, configs):
+    if c.get("fine_tune_mode", "adapter") != "adapter":
+      raise UserInputError(f"{path}: fine_tune_mode={c['fine_tune_mode']}; "
+                           "multi-task export takes adapter packs only "
+                           "(export other modes one task per SavedModel)")
+    if c.get("adapter_size") != configs[0].get("adapter_size"):
+      raise UserInputError(f"{path}: adapter_size {c.get('adapter_size')} "
+                           f"!= {configs[0].get('adapter_size')} of "
+                           f"{packs[0]}; packs must share the adapter size")
+  return configs, arrays
