@@ -118,3 +118,33 @@ def test_flag_and_data_errors_come_before_tensorflow_loads(bad, tmp_path):
   assert result.returncode == 2, result.stderr[-2000:]
   assert result.stderr.startswith("run_classifier.py: error: "), result.stderr
   assert "tensorflow imported: False" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("bad", ["missing_pack", "export_dir_taken"])
+def test_exporter_checks_come_before_tensorflow_loads(bad, tmp_path):
+  """`python -m keras_adapters.serving.export` with a missing pack or a used
+  export dir errors without importing TensorFlow (-X importtime lists every
+  module the process imported)."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  export_dir = tmp_path / "export"
+  if bad == "export_dir_taken":
+    export_dir.mkdir()
+    (export_dir / "saved_model.pb").write_bytes(b"")
+  result = subprocess.run(
+      [sys.executable, "-X", "importtime", "-m",
+       "keras_adapters.serving.export",
+       f"--adapter_pack={tmp_path / 'missing.npz'}",
+       f"--export_dir={export_dir}"],
+      cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode != 0
+  errors = [l for l in result.stderr.splitlines()
+            if not l.startswith("import time:")]
+  assert errors == [
+      f"export: error: {export_dir} already holds a SavedModel; pass a new "
+      "(e.g. versioned) --export_dir" if bad == "export_dir_taken" else
+      f"export: error: adapter pack {tmp_path / 'missing.npz'} not found"]
+  imported = {l.split("|")[-1].strip().split(".")[0]
+              for l in result.stderr.splitlines()
+              if l.startswith("import time:")}
+  assert "keras_adapters" in imported and "tensorflow" not in imported
