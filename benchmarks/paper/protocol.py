@@ -107,8 +107,9 @@ def selection_table(rows):
            "full: point | seed 1 | mean ± s.e.m. | best seed | gap, seed 1 "
            "(3 ep only → all epochs run) |", "|---|" + "---|" * 9]
   for task, (best, full) in pairs.items():
-    three = (Selection(rows, task, ADAPTERS, (3,)),
-             Selection(rows, task, ("full",), (3,)))
+    short = (plan.TASKS[task][3],)
+    three = (Selection(rows, task, ADAPTERS, short),
+             Selection(rows, task, ("full",), short))
     before = (f"{three[0].value('seed1') - three[1].value('seed1'):+.1f}"
               if all(three) else "-")
     lines.append(f"| {task} | {best.text()} | {full.text()} | {before} → "

@@ -16,9 +16,9 @@ Usage: python benchmarks/paper/table.py [benchmarks/results/paper.jsonl] \
          [--doc docs/RESULTS.md] [--out benchmarks/results/paper_table.md]
 --doc also puts the table, the selection over every epoch count and the
 long runs between the doc's BEGIN/END marker lines; --out writes the whole
-output (also the commands behind each cell) to a file instead of stdout. Both are written only once
-everything checks out, each by an atomic rename: an error leaves them as
-they were.
+output (also the commands behind each cell) to a file instead of stdout.
+Both are written only once everything checks out, each by an atomic
+rename: an error leaves them as they were.
 """
 
 import argparse
