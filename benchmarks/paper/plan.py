@@ -145,6 +145,21 @@ def _at_best(tasks, methods, seeds):
           for m in methods for s in seeds]
 
 
+def _probe_20ep(tasks):
+  """Adapters m=64 and full, 20 epochs at the 3-epoch best rate and the next
+  lower one, seed 1, a dev evaluation after every epoch (issue #27)."""
+  return [point(t, m, f"{rate}:{m}", 1, epochs=20, eval_every=1)
+          for t in tasks for rate in ("best", "below")
+          for m in ("adapter64", "full")]
+
+
+def _seeds_at_selection(tasks):
+  """Seeds 2-3 of adapters m=64 and full at their selection over 3 and 20
+  epochs ("sel:<m>")."""
+  return [point(t, m, f"sel:{m}", s, epochs=20, eval_every=1)
+          for t in tasks for m in ("adapter64", "full") for s in (2, 3)]
+
+
 def blocks():
   """[(block name, what it is for, [points])], most informative first."""
   baselines = ("adapter8", "adapter256", "top1", "top3", "ln")
@@ -174,9 +189,7 @@ def blocks():
       ("8_probe_20ep", "issue #27 probe: CoLA and RTE, adapters m=64 and "
        "full, 20 epochs at the 3-epoch best LR and the next lower one, "
        "seed 1, dev curve per epoch",
-       [point(t, m, f"{rate}:{m}", 1, epochs=20, eval_every=1)
-        for t in ("CoLA", "RTE") for rate in ("best", "below")
-        for m in ("adapter64", "full")]),
+       _probe_20ep(("CoLA", "RTE"))),
       ("9_bucketing", "issue #25: MRPC and SST-2 (first 10k) adapters m=64 "
        "at the best LR, seeds 1-3, --bucket_by_length vs --dynamic_padding",
        [point(t, "adapter64", "best:adapter64", s, batching=b)
@@ -185,19 +198,13 @@ def blocks():
       ("10_seeds_20ep", "issue #27: seeds 2-3 of adapters m=64 and full on "
        "CoLA and RTE at the seed-1 selection over 3 and 20 epochs (no new "
        "run where 3 epochs win: block 2 has those seeds)",
-       [point(t, m, f"sel:{m}", s, epochs=20, eval_every=1)
-        for t in ("CoLA", "RTE") for m in ("adapter64", "full")
-        for s in (2, 3)]),
+       _seeds_at_selection(("CoLA", "RTE"))),
       ("11_20ep_mrpc_stsb", "issue #27: block 8's probe on MRPC and STS-B "
        "(adapters m=64 and full, 20 epochs at the best LR and the next "
        "lower one, seed 1)",
-       [point(t, m, f"{rate}:{m}", 1, epochs=20, eval_every=1)
-        for t in ("MRPC", "STS-B") for rate in ("best", "below")
-        for m in ("adapter64", "full")]),
+       _probe_20ep(("MRPC", "STS-B"))),
       ("12_seeds_20ep_mrpc_stsb", "issue #27: block 10 on MRPC and STS-B",
-       [point(t, m, f"sel:{m}", s, epochs=20, eval_every=1)
-        for t in ("MRPC", "STS-B") for m in ("adapter64", "full")
-        for s in (2, 3)]),
+       _seeds_at_selection(("MRPC", "STS-B"))),
       ("13_sweep_adapter8", "issue #27: adapters m=8 at their own rates "
        "(the 3-epoch sweep, seed 1; block 3 ran m=64's best): the size "
        "that keeps the goal's trained share under 2.5 %",
