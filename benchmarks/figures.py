@@ -200,31 +200,35 @@ def init(args):
   _save(fig, args.out or os.path.join(REPO, "docs/init_robustness.png"))
 
 
+def curve_series(rows, task):
+  """Per long run of `task` with a dev curve (not at plan.TASKS' epochs):
+  (run, epochs, scores x100, the same setting's run at the task's epochs or
+  None), in the figure's order."""
+  keys = plan.TASKS[task][4]
+  long_runs = sorted((r for r in rows if r["task"] == task and
+                      r.get("dev_curve") and
+                      plan.epochs_of(r) != plan.TASKS[task][3]),
+                     key=lambda r: (r["method"], float(r["lr"]), r["seed"]))
+  return [(r, [l["epoch"] for l in r["dev_curve"]],
+           [100 * sum(l[f"eval_{k}"] for k in keys) / len(keys)
+            for l in r["dev_curve"]], run_plan.at_task_epochs(r, rows))
+          for r in long_runs]
+
+
 def curves(args):
   rows = run_plan.load_results(args.results)
-  long_runs = [r for r in rows if r.get("dev_curve") and
-               plan.epochs_of(r) != plan.TASKS[r["task"]][3]]
-  tasks = [t for t in plan.TASKS if any(r["task"] == t for r in long_runs)]
+  tasks = [t for t in plan.TASKS if curve_series(rows, t)]
   if not tasks:
     sys.exit(f"figures.py: error: no runs with a dev curve in {args.results}; "
              "run benchmarks/paper/run_plan.py --blocks 8")
   fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.6),
                            squeeze=False)
   for ax, task in zip(axes[0], tasks):
-    for r in sorted((r for r in long_runs if r["task"] == task),
-                    key=lambda r: (r["method"], float(r["lr"]), r["seed"])):
-      keys = plan.TASKS[task][4]
-      scores = [100 * sum(l[f"eval_{k}"] for k in keys) / len(keys)
-                for l in r["dev_curve"]]
-      line, = ax.plot([l["epoch"] for l in r["dev_curve"]], scores,
-                      marker=".",
+    for r, epochs, scores, short in curve_series(rows, task):
+      line, = ax.plot(epochs, scores, marker=".",
                       linestyle="--" if r["method"] == "full" else "-",
                       label=f"{r['method']} lr {r['lr']}, "
                       f"{plan.epochs_of(r)} epochs, seed {r['seed']}")
-      short = next((s for s in rows if plan.epochs_of(s) == plan.TASKS[
-          task][3] and plan.batching_of(s) == "dynamic" and
-                    (s["task"], s["method"], s["lr"], s["seed"], s["init"]) ==
-                    (task, r["method"], r["lr"], r["seed"], r["init"])), None)
       if short:
         ax.plot([plan.epochs_of(short)],
                 [100 * run_plan.selection_score(short)], marker="D",

@@ -78,11 +78,21 @@ def test_curves_plot_the_long_runs_and_need_one(tmp_path):
   results = _write(tmp_path / "paper.jsonl", rows)
   with pytest.raises(SystemExit, match="--blocks 8"):
     figures.curves(argparse.Namespace(results=results, out=None))
+  rows = [dict(_row("MRPC", "adapter64", "1e-3", 1, 0.1, 64),
+               batching="bucketed"),
+          _row("MRPC", "adapter64", "1e-3", 1, 0.2, 64, init="1e-2")] + rows
   long_run = dict(_row("MRPC", "adapter64", "1e-3", 1, 0.85, 64),
                   num_train_epochs=20,
                   dev_curve=[dict(epoch=e, eval_accuracy=0.8, eval_f1=0.9)
                              for e in (1, 2)])
   results = _write(tmp_path / "paper.jsonl", rows + [long_run])
+  ((run, epochs, scores, short),) = figures.curve_series(
+      rows + [long_run], "MRPC")
+  assert run is long_run and epochs == [1, 2]
+  assert scores == pytest.approx([85.0, 85.0])  # MRPC: mean of acc and F1
+  # The same rate, seed and init at 3 epochs: not the bucketed run, another
+  # init, or seeds 2/3.
+  assert short is rows[3]
   out = tmp_path / "curves.png"
   figures.curves(argparse.Namespace(results=results, out=str(out)))
   assert out.read_bytes()[:4] == b"\x89PNG"

@@ -65,6 +65,15 @@ def selection_score(row):
   return sum(row["metrics"][f"eval_{k}"] for k in keys) / len(keys)
 
 
+def at_task_epochs(row, rows):
+  """The run in `rows` with `row`'s task, method, rate, seed and init at the
+  task's epochs (plan.TASKS) with --dynamic_padding; None if not run."""
+  same = ("task", "method", "lr", "seed", "init")
+  return next((s for s in rows if plan.epochs_of(s) == plan.TASKS[
+      s["task"]][3] and plan.batching_of(s) == "dynamic" and all(
+          s[k] == row[k] for k in same)), None)
+
+
 def grid_of(method):
   return plan.LR_GRID[plan.method_settings(method)["fine_tune_mode"]]
 

@@ -191,9 +191,7 @@ def long_runs_table(rows):
   for r in rows:
     if plan.epochs_of(r) == plan.TASKS[r["task"]][3]:
       continue
-    short = next((s for s in rows if s["name"] == plan.point(
-        r["task"], r["method"], r["lr"], r["seed"], r["init"])["name"]),
-                 None)
+    short = run_plan.at_task_epochs(r, rows)
     short = f"{100 * run_plan.selection_score(short):.1f}" if short else "-"
     lines.append(f"| {r['task']} | {r['method']} | {r['lr']} | {r['seed']} "
                  f"| {plan.epochs_of(r)} | "
