@@ -23,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+from fit_timing import append_line  # pylint: disable=g-import-not-at-top,wrong-import-position
 # The op types (as op_seconds names them) that are matrix products.
 MATMUL_TYPES = ("Einsum (dense layers)", "Attention scores and context",
                 "MatMul", "_MklMatMul", "_FusedMatMul", "_MklFusedMatMul",
@@ -96,13 +97,6 @@ def op_summary(by_type, steps, top, matmul_types):
                                share=round(v / total, 3)) for k, v in ranked})
 
 
-def append_line(line, path):
-  """Appends `line` to the results file `path` as JSON and prints it."""
-  with open(path, "a") as f:
-    f.write(json.dumps(line) + "\n")
-  print(json.dumps(line, indent=1))
-
-
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--modes", default="adapter,full")
@@ -121,13 +115,10 @@ def main():
   begin = time.time()
   modes = {m: profile(m, args) for m in args.modes.split(",")}
   line = dict(name="profile_step", batch=args.batch, max_seq_length=args.seq,
-              steps=args.steps, modes=modes, cpus=os.cpu_count(),
-              wall_seconds=int(time.time() - begin),
+              steps=args.steps, modes=modes,
               note="host self-time summed over the op-pool threads, so the "
-              "op seconds per step can exceed the wall step time",
-              command=" ".join(["python benchmarks/profile_step.py"] +
-                               sys.argv[1:]))
-  append_line(line, args.results)
+              "op seconds per step can exceed the wall step time")
+  append_line(args.results, line, begin, "profile_step.py")
 
 
 if __name__ == "__main__":

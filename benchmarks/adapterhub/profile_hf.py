@@ -27,7 +27,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import hf_train
-from profile_step import append_line, op_summary  # stdlib-only at import
+from fit_timing import append_line  # stdlib-only at import
+from profile_step import op_summary  # stdlib-only at import
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
@@ -112,12 +113,9 @@ def main():
       max_seq_length=args.seq, steps=args.steps, threads=torch.get_num_threads(),
       step_s=round(seconds, 3),
       **op_summary(by_op, args.steps, args.top, MATMUL_OPS),
-      cpus=os.cpu_count(), wall_seconds=int(time.time() - begin),
       note="self CPU time of each op on the calling thread (torch.profiler); "
-      f"matrix products: {', '.join(MATMUL_OPS)}",
-      command=" ".join(["python benchmarks/adapterhub/profile_hf.py"] +
-                       sys.argv[1:]))
-  append_line(line, args.results)
+      f"matrix products: {', '.join(MATMUL_OPS)}")
+  append_line(args.results, line, begin, "adapterhub/profile_hf.py")
 
 if __name__ == "__main__":
   main()
