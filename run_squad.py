@@ -81,13 +81,13 @@ def _check_flags():
 
 
 def run():
-  from keras_adapters import experiment  # pylint: disable=g-import-not-at-top
   from keras_adapters.tasks.squad import SquadOptions  # pylint: disable=g-import-not-at-top
   from keras_adapters.tasks.squad import SquadTask  # pylint: disable=g-import-not-at-top
   _check_flags()
-  task = SquadTask(SquadOptions(FLAGS),
+  task = SquadTask(SquadOptions(FLAGS),  # reads the files before TF loads
                    FLAGS.train_file if FLAGS.do_train else None,
                    FLAGS.predict_file if FLAGS.do_predict else None)
+  from keras_adapters import experiment  # pylint: disable=g-import-not-at-top
   settings = experiment.Settings.from_flags(FLAGS)
   if settings.adapter_pack:
     settings = experiment.with_pack_settings(settings, task.check_pack)

@@ -120,6 +120,28 @@ def test_flag_and_data_errors_come_before_tensorflow_loads(bad, tmp_path):
   assert "tensorflow imported: False" in result.stdout, result.stdout
 
 
+@pytest.mark.parametrize("bad", ["missing", "truncated"])
+def test_squad_file_errors_come_before_tensorflow_loads(bad, tmp_path):
+  """run_squad.py reads (and so checks) its SQuAD files before TensorFlow
+  loads."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  path = tmp_path / "dev.json"
+  if bad == "truncated":
+    path.write_text('{"data": [')
+  result = subprocess.run(
+      [sys.executable, "-c", _REPORT_TF, str(REPO / "run_squad.py"),
+       "--do_predict", f"--predict_file={path}",
+       f"--output_dir={tmp_path / 'out'}"],
+      cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert result.stderr == (
+      f"run_squad.py: error: SQuAD file {path} not found\n" if bad == "missing"
+      else f"run_squad.py: error: {path}: not valid JSON (line 1, column 11: "
+      "Expecting value); truncated? fix or re-download it\n")
+  assert "tensorflow imported: False" in result.stdout, result.stdout
+
+
 @pytest.mark.parametrize("bad", ["missing_pack", "export_dir_taken"])
 def test_exporter_checks_come_before_tensorflow_loads(bad, tmp_path):
   """`python -m keras_adapters.serving.export` with a missing pack or a used
