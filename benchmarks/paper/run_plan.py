@@ -378,7 +378,8 @@ def ready_points(rows, names_taken, wanted, tasks):
   return ready, waiting
 
 
-def main():
+def parse_args():
+  """The command line: (args, --stop_by as a unix time or None)."""
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--blocks", default="",
                       help="comma-separated block numbers (default: all)")
@@ -417,21 +418,24 @@ def main():
     deadline = parse_stop_by(args.stop_by) if args.stop_by else None
   except ValueError:
     parser.error(f"--stop_by={args.stop_by}: give a time of day as HH:MM")
-  os.chdir(REPO)
-  wanted = {b.strip() for b in args.blocks.split(",") if b.strip()}
-  tasks = {t.strip() for t in args.tasks.split(",") if t.strip()}
-  os.makedirs(os.path.dirname(args.results) or ".", exist_ok=True)
-  if args.dry_run:
-    rows = load_results(args.results)
-    ready, waiting = ready_points(rows, {r["name"] for r in rows}, wanted,
-                                  tasks)
-    for block, p in ready[:args.max_runs or None]:
-      minutes = _expected(p, rows, args) / 60
-      print(f"would run [{block}] (~{minutes:.0f} min) "
-            f"{plan.command(p, p['lr'], os.path.join(plan.OUT, p['name']))}")
-    print(f"{len(ready)} run(s) ready; {waiting} waiting for their "
-          f"learning-rate sweep; results in {args.results}")
-    return
+  return args, deadline
+
+
+def dry_run(args, wanted, tasks):
+  """Prints the runs that would start now, each with its expected time."""
+  rows = load_results(args.results)
+  ready, waiting = ready_points(rows, {r["name"] for r in rows}, wanted,
+                                tasks)
+  for block, p in ready[:args.max_runs or None]:
+    minutes = _expected(p, rows, args) / 60
+    print(f"would run [{block}] (~{minutes:.0f} min) "
+          f"{plan.command(p, p['lr'], os.path.join(plan.OUT, p['name']))}")
+  print(f"{len(ready)} run(s) ready; {waiting} waiting for their "
+        f"learning-rate sweep; results in {args.results}")
+
+
+def run_points(args, wanted, tasks, deadline):
+  """Runs the ready points, --jobs at a time, until none is left."""
   # passed_over: runs that failed here or that another runner holds; this
   # runner does not try them again.
   running, started, passed_over = [], 0, set()
@@ -476,6 +480,18 @@ def main():
         f"learning-rate sweep; results in {args.results}"
         + (f"; only runs expected to end by {args.stop_by} were started"
            if deadline else ""))
+
+
+def main():
+  args, deadline = parse_args()
+  os.chdir(REPO)
+  wanted = {b.strip() for b in args.blocks.split(",") if b.strip()}
+  tasks = {t.strip() for t in args.tasks.split(",") if t.strip()}
+  os.makedirs(os.path.dirname(args.results) or ".", exist_ok=True)
+  if args.dry_run:
+    dry_run(args, wanted, tasks)
+  else:
+    run_points(args, wanted, tasks, deadline)
 
 
 if __name__ == "__main__":
