@@ -42,7 +42,7 @@ def sha256(path):
     return hashlib.sha256(f.read()).hexdigest()
 
 
-def main():
+def parse_args():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--adapter_pack", required=True)
   parser.add_argument("--data_dir", required=True)
@@ -51,14 +51,15 @@ def main():
   parser.add_argument("--eval_batch_size", type=int, default=32)
   parser.add_argument("--results", default=os.path.join(
       REPO, "benchmarks/results/ablation.jsonl"))
-  args = parser.parse_args()
+  return parser.parse_args()
 
-  from keras_adapters import adapter_pack, metrics
-  from keras_adapters.classifier import build_classifier
+
+def read_pack_and_dev(args):
+  """(pack config, GLUE processor, dev examples); a one-line exit if the
+  pack is not an adapter run's or the dev file is bad."""
+  from keras_adapters import adapter_pack
   from keras_adapters.data import glue
-  from keras_adapters.data.features import make_dataset
   from keras_adapters.errors import UserInputError
-  from keras_adapters.loaders import load_pretrained
   try:
     config, _ = adapter_pack.read_pack(args.adapter_pack)
     if config.get("fine_tune_mode") != "adapter":
@@ -69,9 +70,16 @@ def main():
     examples = processor.get_examples(args.data_dir, "dev")
   except UserInputError as e:
     sys.exit(f"ablation.py: error: {e}")
-  if args.max_examples:
-    examples = examples[:args.max_examples]
-  started = time.time()
+  return config, processor, examples[:args.max_examples or None]
+
+
+def dev_evaluator(args, config, processor, examples):
+  """(the pack's classifier's encoder, a function returning its dev
+  metrics as the weights are now)."""
+  from keras_adapters import adapter_pack, metrics
+  from keras_adapters.classifier import build_classifier
+  from keras_adapters.data.features import make_dataset
+  from keras_adapters.loaders import load_pretrained
   pretrained = load_pretrained()
   num_classes = 1 if processor.is_regression else len(processor.labels)
   model, encoder = build_classifier(pretrained.encoder, num_classes,
@@ -92,8 +100,12 @@ def main():
     if processor.is_regression:
       outputs = outputs[:, 0]
     return metrics.compute_metrics(processor, gold, outputs)
+  return encoder, evaluate
 
-  blocks = encoder.transformer_layers
+
+def ablate(blocks, evaluate):
+  """(dev metrics with every adapter, [the metrics with the adapters of
+  layers first..last removed, for every span]); restores every weight."""
   baseline = evaluate()
   print(f"all adapters: {baseline}", flush=True)
   spans = []
@@ -110,7 +122,16 @@ def main():
       print(f"layers {first}..{last} removed: {result}", flush=True)
   if evaluate() != baseline:  # every weight must be back as loaded
     sys.exit("ablation.py: error: restoring the adapters changed the model")
+  return baseline, spans
 
+
+def main():
+  args = parse_args()
+  config, processor, examples = read_pack_and_dev(args)
+  started = time.time()
+  encoder, evaluate = dev_evaluator(args, config, processor, examples)
+  blocks = encoder.transformer_layers
+  baseline, spans = ablate(blocks, evaluate)
   line = dict(
       benchmark="ablation", adapter_pack=args.adapter_pack,
       pack_sha256=sha256(args.adapter_pack), task=processor.name,
