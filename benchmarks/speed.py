@@ -252,18 +252,13 @@ def alternate(kinds, steps_of, rounds, steps):
   return times, cpu
 
 
-def main(argv=None):
-  args = parse_args(argv)
-  if args.child:
-    return child(args)
-  import tensorflow as tf
-  load_start = os.getloadavg()
-  started = time.time()
-  xla_settings = [{"off": "0", "on": "1"}[x]
-                  for x in args.xla.split(",")]
-  train_kinds = [f"train:{m}:{x}" for x in xla_settings for m in args.modes]
-  infer_kinds = [f"infer:{n}:{x}" for x in xla_settings
-                 for n in ("adapter", "bare")]
+def _error_line(e):
+  return f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+
+
+def build_steps(train_kinds, infer_kinds, args):
+  """({kind[:batch size]: one step}, {kind: error}) for every kind that
+  builds; inference at batch 1 and at --batch."""
   batch = real_batch(args.batch, args.seq)
   single = real_batch(1, args.seq)
   steps_of, errors = {}, {}
@@ -277,37 +272,30 @@ def main(argv=None):
         steps_of[kind + f":{args.batch}"] = step_fn(kind, target, batch[0],
                                                     None)
     except Exception as e:  # e.g. an op XLA cannot compile: record, go on
-      errors[kind] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+      errors[kind] = _error_line(e)
       print(f"{kind}: {errors[kind]}", file=sys.stderr)
+  return steps_of, errors
+
+
+def warm_up(steps_of, errors, warmup):
+  """Each step's first call (tracing, XLA compilation) in seconds; drops
+  the steps that fail, into `errors`."""
   warm = {}
   for kind, step in list(steps_of.items()):
     try:
-      warm[kind] = _timed(step)  # tracing (and XLA compilation)
-      for _ in range(args.warmup):
+      warm[kind] = _timed(step)
+      for _ in range(warmup):
         step()
     except Exception as e:
-      errors[kind] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+      errors[kind] = _error_line(e)
       print(f"{kind}: {errors[kind]}", file=sys.stderr)
       del steps_of[kind]
-  train = [k for k in steps_of if k.startswith("train")]
-  infer = [k for k in steps_of if k.startswith("infer")]
-  times, cpu = alternate(train, steps_of, args.rounds, args.steps)
-  infer_times, infer_cpu = alternate(infer, steps_of, args.rounds,
-                                     args.infer_steps)
-  times.update(infer_times)
-  cpu.update(infer_cpu)
-  median = {k: statistics.median(v) for k, v in times.items()}
-  peak = matmul_gflops()
-  machine_gflops = max(peak.values())
+  return warm
 
-  result = dict(
-      benchmark="speed", batch=args.batch, max_seq_length=args.seq,
-      adapter_size=args.adapter_size, steps=args.steps, rounds=args.rounds,
-      median_seconds={k: round(v, 4) for k, v in median.items()},
-      median_cpu_seconds={k: round(statistics.median(v), 4)
-                          for k, v in cpu.items()},
-      first_call_seconds={k: round(v, 2) for k, v in warm.items()},
-      errors=errors, matmul_gflops={k: round(v, 1) for k, v in peak.items()})
+
+def derived(median, args, xla_settings, machine_gflops):
+  """The ratios (adapter/full, inference adapter/bare, XLA speed-up), the
+  achieved GFLOP/s per training mode, and the inference latencies."""
   ratios, achieved = {}, {}
   for x in xla_settings:
     full = median.get(f"train:full:{x}")
@@ -334,7 +322,42 @@ def main(argv=None):
   inference = {k: dict(latency_ms=round(1000 * v, 1),
                        examples_per_second=round(int(k.split(":")[3]) / v, 1))
                for k, v in median.items() if k.startswith("infer")}
-  result.update(ratios=ratios, achieved=achieved, inference=inference)
+  return dict(ratios=ratios, achieved=achieved, inference=inference)
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  if args.child:
+    return child(args)
+  import tensorflow as tf
+  load_start = os.getloadavg()
+  started = time.time()
+  xla_settings = [{"off": "0", "on": "1"}[x]
+                  for x in args.xla.split(",")]
+  train_kinds = [f"train:{m}:{x}" for x in xla_settings for m in args.modes]
+  infer_kinds = [f"infer:{n}:{x}" for x in xla_settings
+                 for n in ("adapter", "bare")]
+  steps_of, errors = build_steps(train_kinds, infer_kinds, args)
+  warm = warm_up(steps_of, errors, args.warmup)
+  train = [k for k in steps_of if k.startswith("train")]
+  infer = [k for k in steps_of if k.startswith("infer")]
+  times, cpu = alternate(train, steps_of, args.rounds, args.steps)
+  infer_times, infer_cpu = alternate(infer, steps_of, args.rounds,
+                                     args.infer_steps)
+  times.update(infer_times)
+  cpu.update(infer_cpu)
+  median = {k: statistics.median(v) for k, v in times.items()}
+  peak = matmul_gflops()
+
+  result = dict(
+      benchmark="speed", batch=args.batch, max_seq_length=args.seq,
+      adapter_size=args.adapter_size, steps=args.steps, rounds=args.rounds,
+      median_seconds={k: round(v, 4) for k, v in median.items()},
+      median_cpu_seconds={k: round(statistics.median(v), 4)
+                          for k, v in cpu.items()},
+      first_call_seconds={k: round(v, 2) for k, v in warm.items()},
+      errors=errors, matmul_gflops={k: round(v, 1) for k, v in peak.items()})
+  result.update(derived(median, args, xla_settings, max(peak.values())))
   if not args.no_memory:
     sizes = lambda k: [args.batch] if k.startswith("train") else [
         1, args.batch]
