@@ -86,7 +86,7 @@ def throughput(fn, kwargs, batch, reps):
   return batch * reps / (time.perf_counter() - start)
 
 
-def main():
+def parse_args():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--packs", default=None)
   parser.add_argument("--adapter_size", type=int, default=64)
@@ -95,20 +95,18 @@ def main():
   parser.add_argument("--reps", type=int, default=5)
   parser.add_argument("--out", default="benchmarks/results/"
                       "export_size_throughput.json")
-  args = parser.parse_args()
-  seq, batch = args.max_seq_length, args.batch_size
-  root = tempfile.mkdtemp(prefix="export_bench_")
-  pre = load_pretrained()
-  packs = (args.packs.split(",") if args.packs
-           else make_packs(pre, root, args.adapter_size, seq))
-  configs = [adapter_pack.read_pack(p)[0] for p in packs]
-  tasks = [c["task_name"] for c in configs]
-  n = len(packs)
+  return parser.parse_args()
+
+
+def export_all(packs, pre, root, seq):
+  """Exports under `root`: "single" (the first pack), "single_<i>" (each
+  pack, for the equality check), "mt1"/"mtN" (multi-task with the first /
+  all packs) and "full" (a fully fine-tuned pair classifier); their
+  directories."""
   d = {k: os.path.join(root, k, "1") for k in
        ("single", "mt1", "mtN", "full")}
-  t0 = time.time()
   export_pack(packs[0], d["single"], pre, seq)
-  for i, p in enumerate(packs):  # single-task exports for the equality check
+  for i, p in enumerate(packs):
     d[f"single_{i}"] = os.path.join(root, f"single_{i}", "1")
     if i:
       export_pack(p, d[f"single_{i}"], pre, seq)
@@ -119,11 +117,13 @@ def main():
   export_classifier(d["full"], full, pre.encoder, vocab_file=pre.vocab_file,
                     do_lower_case=pre.do_lower_case, labels=["0", "1"],
                     is_regression=False, is_pair=True, max_seq_length=seq)
-  export_seconds = time.time() - t0
-  sizes = {k: du(v) for k, v in d.items() if not k.startswith("single_")}
-  pack_bytes = [os.path.getsize(p) for p in packs]
+  return d
 
-  # Per task, `batch // n + 1` real dev examples; the mixed batch interleaves.
+
+def request_batches(tasks, batch):
+  """(a batch of real dev examples interleaving the tasks, a batch of the
+  first task's only), each as task / text_a / text_b lists."""
+  n = len(tasks)
   per_task = {t: dev_texts(t, batch) for t in tasks}
   mixed = dict(task=[], text_a=[], text_b=[])
   for k in range(batch):
@@ -135,35 +135,44 @@ def main():
   first = tasks[0]
   single_batch = dict(task=[first] * batch, text_a=per_task[first][0][:batch],
                       text_b=per_task[first][1][:batch])
-  const = lambda x: {k: tf.constant(v) for k, v in x.items()}
+  return mixed, single_batch
 
-  mt = tf.saved_model.load(d["mtN"])
-  text_sig, ids_sig = mt.signatures["serving_default"], mt.signatures[
-      "serving_ids"]
-  out = text_sig(**const(mixed))
+
+def text_kwargs(model, batch):
+  """The text signature's inputs for `batch` (text_b only for pairs)."""
+  kw = dict(text_a=tf.constant(batch["text_a"]))
+  if "text_b" in model.signatures[
+      "serving_default"].structured_input_signature[1]:
+    kw["text_b"] = tf.constant(batch["text_b"])
+  return kw
+
+
+def max_diff_vs_single_task(out, mixed, tasks, d):
+  """max |p - q| between the multi-task export's probabilities `out` on
+  `mixed` and each example's single-task export."""
   max_diff = 0.0
-  for i, p in enumerate(packs):
+  for i, task in enumerate(tasks):
     model = tf.saved_model.load(d[f"single_{i}"])
-    rows = [k for k in range(batch) if mixed["task"][k] == tasks[i]]
-    kw = dict(text_a=tf.constant([mixed["text_a"][k] for k in rows]))
-    if "text_b" in model.signatures["serving_default"].structured_input_signature[1]:
-      kw["text_b"] = tf.constant([mixed["text_b"][k] for k in rows])
+    rows = [k for k, t in enumerate(mixed["task"]) if t == task]
+    kw = text_kwargs(model, {k: [mixed[k][r] for r in rows]
+                             for k in ("text_a", "text_b")})
     ref = model.signatures["serving_default"](**kw)["probabilities"].numpy()
     got = tf.gather(out["probabilities"], rows).numpy()[:, :ref.shape[1]]
     max_diff = max(max_diff, float(np.abs(got - ref).max()))
+  return max_diff
 
-  # Token ids as the text signature would make them (via the single model's
-  # packer is not exported; re-pack with the library's packer instead).
+
+def throughputs(mt, single_model, mixed, single_batch, pre, seq, reps):
+  """Examples/s of each signature on the mixed and the one-task batch."""
   from keras_adapters import AdapterTextPreprocessor  # pylint: disable=g-import-not-at-top
+  batch = len(mixed["task"])
+  const = lambda x: {k: tf.constant(v) for k, v in x.items()}
+  text_sig, ids_sig = mt.signatures["serving_default"], mt.signatures[
+      "serving_ids"]
+  # Token ids as the text signature makes them, from the library's packer.
   pair = AdapterTextPreprocessor(pre.vocab_file, pre.do_lower_case, seq)
   ids_batch = pair(tf.constant(mixed["text_a"]), tf.constant(mixed["text_b"]))
-  single_model = tf.saved_model.load(d["single"])
-  single_kw = dict(text_a=tf.constant(single_batch["text_a"]))
-  if "text_b" in single_model.signatures[
-      "serving_default"].structured_input_signature[1]:
-    single_kw["text_b"] = tf.constant(single_batch["text_b"])
-  reps = args.reps
-  speed = {
+  return {
       "multitask_text_mixed_batch": throughput(text_sig, const(mixed), batch,
                                                reps),
       "multitask_text_single_task_batch": throughput(
@@ -172,30 +181,58 @@ def main():
           ids_sig, dict(task=tf.constant(mixed["task"]), **ids_batch), batch,
           reps),
       "multitask_ids_single_task_batch": throughput(
-          ids_sig, dict(task=tf.constant([first] * batch), **ids_batch), batch,
-          reps),
+          ids_sig, dict(task=tf.constant(single_batch["task"]), **ids_batch),
+          batch, reps),
       "single_task_model_text_batch": throughput(
-          single_model.signatures["serving_default"], single_kw, batch, reps),
+          single_model.signatures["serving_default"],
+          text_kwargs(single_model, single_batch), batch, reps),
       "single_task_model_ids_batch": throughput(
           single_model.signatures["serving_ids"], dict(ids_batch), batch,
           reps),
   }
-  result = dict(
-      backbone=pre.description, tasks=tasks, num_tasks=n,
-      adapter_size=configs[0].get("adapter_size"), max_seq_length=seq,
-      batch_size=batch, reps=reps,
+
+
+def size_summary(d, packs):
+  sizes = {k: du(v) for k, v in d.items() if not k.startswith("single_")}
+  n = len(packs)
+  return dict(
       size_bytes=dict(
           single_task_adapter_export=sizes["single"],
           multitask_1_task=sizes["mt1"], multitask_n_tasks=sizes["mtN"],
           one_full_finetuned_export=sizes["full"],
           n_separate_full_finetuned=n * sizes["full"],
           n_separate_single_task_adapter_exports=n * sizes["single"],
-          adapter_packs=pack_bytes),
+          adapter_packs=[os.path.getsize(p) for p in packs]),
       size_ratio=dict(
           multitask_n_vs_n_full=sizes["mtN"] / (n * sizes["full"]),
           multitask_n_in_backbones=sizes["mtN"] / sizes["full"],
           n_full_in_backbones=float(n),
-          added_bytes_per_task=(sizes["mtN"] - sizes["mt1"]) / max(1, n - 1)),
+          added_bytes_per_task=(sizes["mtN"] - sizes["mt1"]) / max(1, n - 1)))
+
+
+def main():
+  args = parse_args()
+  seq, batch = args.max_seq_length, args.batch_size
+  root = tempfile.mkdtemp(prefix="export_bench_")
+  pre = load_pretrained()
+  packs = (args.packs.split(",") if args.packs
+           else make_packs(pre, root, args.adapter_size, seq))
+  configs = [adapter_pack.read_pack(p)[0] for p in packs]
+  tasks = [c["task_name"] for c in configs]
+  t0 = time.time()
+  d = export_all(packs, pre, root, seq)
+  export_seconds = time.time() - t0
+  mixed, single_batch = request_batches(tasks, batch)
+  mt = tf.saved_model.load(d["mtN"])
+  out = mt.signatures["serving_default"](
+      **{k: tf.constant(v) for k, v in mixed.items()})
+  max_diff = max_diff_vs_single_task(out, mixed, tasks, d)
+  speed = throughputs(mt, tf.saved_model.load(d["single"]), mixed,
+                      single_batch, pre, seq, args.reps)
+  result = dict(
+      backbone=pre.description, tasks=tasks, num_tasks=len(packs),
+      adapter_size=configs[0].get("adapter_size"), max_seq_length=seq,
+      batch_size=batch, reps=args.reps, **size_summary(d, packs),
       examples_per_second=speed,
       mixed_vs_single_task_throughput=(speed["multitask_ids_mixed_batch"] /
                                        speed["multitask_ids_single_task_batch"]),
