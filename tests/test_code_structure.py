@@ -33,7 +33,7 @@ def _imports(path):
 
 def test_no_function_over_60_lines():
   long = []
-  for path in SOURCES:
+  for path in SOURCES + sorted((REPO / "benchmarks").rglob("*.py")):
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
       if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
         lines = node.end_lineno - node.lineno + 1
