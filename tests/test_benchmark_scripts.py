@@ -89,6 +89,9 @@ def test_profile_splits_dense_einsums_from_attention(tmp_path):
     ("speed.py", ["--xla", "maybe"], "--xla maybe: use off, on or off,on"),
     ("profile_step.py", ["--modes", "adapters"], "--modes: unknown adapters"),
     ("peak_memory.py", ["--modes", "adapter,lora"], "--modes: unknown lora"),
+    ("paper/linear_probe.py", ["--task", "STS-B"],
+     "--task STS-B is a regression task"),
+    ("paper/linear_probe.py", ["--task", "QNLI"], "--task QNLI: "),
 ])
 def test_bad_flags_get_a_one_line_error(tmp_path, script, args, message):
   out = tmp_path / "results.jsonl"
