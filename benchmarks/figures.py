@@ -217,14 +217,15 @@ def curve_series(rows, task):
 
 def curves(args):
   rows = run_plan.load_results(args.results)
-  tasks = [t for t in plan.TASKS if curve_series(rows, t)]
+  series = {t: curve_series(rows, t) for t in plan.TASKS}
+  tasks = [t for t in plan.TASKS if series[t]]
   if not tasks:
     sys.exit(f"figures.py: error: no runs with a dev curve in {args.results}; "
              "run benchmarks/paper/run_plan.py --blocks 8")
   fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.6),
                            squeeze=False)
   for ax, task in zip(axes[0], tasks):
-    for r, epochs, scores, short in curve_series(rows, task):
+    for r, epochs, scores, short in series[task]:
       line, = ax.plot(epochs, scores, marker=".",
                       linestyle="--" if r["method"] == "full" else "-",
                       label=f"{r['method']} lr {r['lr']}, "
