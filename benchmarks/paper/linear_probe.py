@@ -79,8 +79,10 @@ def main():
   from keras_adapters.errors import UserInputError  # pylint: disable=g-import-not-at-top
   folder = os.path.join(GLUE, args.task)
   if not os.path.isdir(folder):
+    have = sorted(os.listdir(GLUE)) if os.path.isdir(GLUE) else []
     parser.error(f"--task {args.task}: no {folder}; give one of "
-                 f"{', '.join(sorted(os.listdir(GLUE)))}")
+                 f"{', '.join(have)}" if have else f"--task {args.task}: no "
+                 f"{folder}; put the GLUE data in {GLUE} (../shared/data)")
   try:
     processor = glue.get_processor(args.task.lower())
     train, dev = (processor.get_examples(folder, s) for s in ("train", "dev"))
