@@ -69,6 +69,10 @@ def test_ready_points_skip_taken_names_and_keep_plan_order():
   assert len(names) == 6 and waiting == 0
   ready, _ = run_plan.ready_points([], set(names[:2]), {"1"}, {"MRPC"})
   assert [p["name"] for _, p in ready] == names[2:]
+  ready, _ = run_plan.ready_points([], set(), {"1"}, {"MRPC"},
+                                   ("*_lr1e-3_s1", "mrpc_full_lr5e-5_s1"))
+  assert [p["name"] for _, p in ready] == ["mrpc_adapter64_lr1e-3_s1",
+                                           "mrpc_full_lr5e-5_s1"]
 
 
 def test_thread_settings_are_part_of_the_stored_command():

@@ -26,6 +26,7 @@ Usage (from the repo root):
 import argparse
 import contextlib
 import fcntl
+import fnmatch
 import json
 import os
 import platform
@@ -361,9 +362,10 @@ def finish_point(run, args):
   return row
 
 
-def ready_points(rows, names_taken, wanted, tasks):
+def ready_points(rows, names_taken, wanted, tasks, names=()):
   """[(block, resolved point)] that can run now, in plan order, and the
-  number still waiting for a learning-rate sweep."""
+  number still waiting for a learning-rate sweep. `names`: fnmatch patterns
+  a run's name must match (any of them), or () for every name."""
   ready, waiting = [], 0
   for block, p in plan.unique_points():
     if ((wanted and block.split("_")[0] not in wanted) or
@@ -372,6 +374,9 @@ def ready_points(rows, names_taken, wanted, tasks):
     resolved = resolve(p, rows)
     if resolved is None:
       waiting += 1
+    elif names and not any(fnmatch.fnmatchcase(resolved["name"], n)
+                           for n in names):
+      continue
     elif resolved["name"] not in names_taken:
       names_taken = names_taken | {resolved["name"]}
       ready.append((block, resolved))
@@ -397,6 +402,10 @@ def parse_args():
                       "--jobs 1 --threads 1 leaves a core to other work")
   parser.add_argument("--tasks", default="",
                       help="comma-separated tasks (default: all)")
+  parser.add_argument("--names", default="",
+                      help="comma-separated run names or fnmatch patterns, "
+                      "e.g. 'rte_*_lr1e-3_s1_ep20' (default: every run of "
+                      "the chosen blocks and tasks)")
   parser.add_argument("--extra", default="",
                       help="flags appended to every command (smoke tests "
                       "only, e.g. '--num_train_epochs=0.05'; the last value "
@@ -409,6 +418,7 @@ def parse_args():
   parser.add_argument("--dry_run", action="store_true")
   parser.add_argument("--keep_checkpoints", action="store_true")
   args = parser.parse_args()
+  args.names = tuple(n.strip() for n in args.names.split(",") if n.strip())
   if args.jobs < 1:
     parser.error(f"--jobs={args.jobs}: need at least 1 run at a time")
   if args.threads < 0:
@@ -425,7 +435,7 @@ def dry_run(args, wanted, tasks):
   """Prints the runs that would start now, each with its expected time."""
   rows = load_results(args.results)
   ready, waiting = ready_points(rows, {r["name"] for r in rows}, wanted,
-                                tasks)
+                                tasks, args.names)
   for block, p in ready[:args.max_runs or None]:
     minutes = _expected(p, rows, args) / 60
     print(f"would run [{block}] (~{minutes:.0f} min) "
@@ -447,7 +457,7 @@ def run_points(args, wanted, tasks, deadline):
       rows = load_results(args.results)
       taken = ({r["name"] for r in rows} | passed_over |
                {r["p"]["name"] for r in running})
-      ready, waiting = ready_points(rows, taken, wanted, tasks)
+      ready, waiting = ready_points(rows, taken, wanted, tasks, args.names)
       if deadline:  # the first ready points that can end in time
         ready = [(b, p) for b, p in ready if
                  time.time() + _expected(p, rows, args) <= deadline]
