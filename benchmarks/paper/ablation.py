@@ -91,9 +91,8 @@ def dev_evaluator(args, config, processor, examples):
       max_seq_length=config["max_seq_length"], label_list=processor.labels,
       is_regression=processor.is_regression,
       batch_size=args.eval_batch_size, is_training=False)
-  gold = [e.label for e in examples]
-  if not processor.is_regression:
-    gold = [processor.labels.index(g) for g in gold]
+  # The labels as make_dataset encodes them (one place for text -> label).
+  gold = [label for _, batch in dataset for label in batch.numpy()]
 
   def evaluate():
     outputs = model.predict(dataset, verbose=0)
