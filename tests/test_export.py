@@ -75,11 +75,9 @@ def _reference(model, pretrained, is_pair, is_regression, a, b):
   return probs, {k: v.numpy().tolist() for k, v in x.items()}
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-  from keras_adapters.loaders import load_pretrained
-  root = tmp_path_factory.mktemp("export")
-  pre = load_pretrained()
+def _task_packs(root, pre):
+  """An adapter pack per task of TASKS, with distinct non-trivial weights,
+  and the in-process reference outputs (and ids) of each on its dev texts."""
   packs, ref, ids = {}, {}, {}
   for i, (task, (labels, reg, pair)) in enumerate(TASKS.items()):
     tf_keras.utils.set_random_seed(i)
@@ -96,6 +94,11 @@ def exported(tmp_path_factory):
     a, b = _dev(task)
     ref[task], ids[task] = _reference(loaded, pre, pair, reg, a, b)
     ref[task + "/texts"] = (a, b)
+  return packs, ref, ids
+
+
+def _export_all(packs, root, pre):
+  """The single-task and multi-task SavedModels, text and ids-only."""
   dirs = dict(mrpc=root / "mrpc" / "1", sst2=root / "sst2" / "1",
               stsb_ids=root / "stsb_ids" / "1", mt3=root / "mt3" / "1",
               mt2_ids=root / "mt2_ids" / "1")
@@ -105,51 +108,68 @@ def exported(tmp_path_factory):
   export_multitask([packs[t] for t in TASKS], str(dirs["mt3"]), pre, SEQ)
   export_multitask([packs["sst-2"], packs["mrpc"]], str(dirs["mt2_ids"]), pre,
                    SEQ, include_text=False)
+  return dirs
 
-  s = lambda v: ("string", v)
-  i32 = lambda v: ("int32", v)
+
+def _interleaved(ref):
+  """(task, text_a, text_b) lists that interleave MRPC, SST-2 and STS-B."""
   ma, mb = ref["mrpc/texts"]
   sa, _ = ref["sst-2/texts"]
   ta, tb = ref["sts-b/texts"]
-  mixed_task = []
-  mixed_a, mixed_b = [], []
-  for k in range(N_DEV + 2):  # interleave the three tasks
+  mixed_task, mixed_a, mixed_b = [], [], []
+  for k in range(N_DEV + 2):
     for task, (a, b) in (("mrpc", (ma, mb)), ("sst-2", (sa, sa)),
                          ("sts-b", (ta, tb))):
       mixed_task.append(task)
       mixed_a.append(a[k])
       mixed_b.append(b[k] if task != "sst-2" else "ignored text_b")
-  m_ids = ids["mrpc"]
-  spec = {
-      "mrpc": {"__dir__": str(dirs["mrpc"]),
-               "text": ("serving_default", dict(text_a=s(ma), text_b=s(mb))),
-               "ids": ("serving_ids", {k: i32(v) for k, v in m_ids.items()}),
-               "int_text": ("serving_default", dict(text_a=i32([1, 2]),
-                                                    text_b=i32([1, 2]))),
-               "2d_text": ("serving_default", dict(text_a=s([["a"], ["b"]]),
-                                                   text_b=s([["a"], ["b"]]))),
-               "float_ids": ("serving_ids", dict(
-                   input_word_ids=("float32", m_ids["input_word_ids"]),
-                   input_mask=i32(m_ids["input_mask"]),
-                   input_type_ids=i32(m_ids["input_type_ids"]))),
-               "1d_ids": ("serving_ids", dict(
-                   input_word_ids=i32([101, 102]), input_mask=i32([1, 1]),
-                   input_type_ids=i32([0, 0]))),
-               "mask_shape": ("serving_ids", dict(
-                   input_word_ids=i32([[101, 102, 0]]),
-                   input_mask=i32([[1, 1]]), input_type_ids=i32([[0, 0, 0]]))),
-               "oov_ids": ("serving_ids", dict(
-                   input_word_ids=i32([[101, 10 ** 6, 102]]),
-                   input_mask=i32([[1, 1, 1]]),
-                   input_type_ids=i32([[0, 0, 0]]))),
-               "too_long": ("serving_ids", dict(
-                   input_word_ids=i32([[101] * 600]),
-                   input_mask=i32([[1] * 600]),
-                   input_type_ids=i32([[0] * 600]))),
-               "batch_mismatch": ("serving_default", dict(
-                   text_a=s(["a", "b"]), text_b=s(["a"])))},
+  return mixed_task, mixed_a, mixed_b
+
+
+def _i32(v):
+  return ("int32", v)
+
+
+def _mrpc_requests(ref, m_ids):
+  """MRPC's requests: good text and ids, then one of each bad input."""
+  s = lambda v: ("string", v)
+  ma, mb = ref["mrpc/texts"]
+  ids_of = lambda words, mask, types: dict(
+      input_word_ids=_i32(words), input_mask=_i32(mask),
+      input_type_ids=_i32(types))
+  return {
+      "text": ("serving_default", dict(text_a=s(ma), text_b=s(mb))),
+      "ids": ("serving_ids", {k: _i32(v) for k, v in m_ids.items()}),
+      "int_text": ("serving_default", dict(text_a=_i32([1, 2]),
+                                           text_b=_i32([1, 2]))),
+      "2d_text": ("serving_default", dict(text_a=s([["a"], ["b"]]),
+                                          text_b=s([["a"], ["b"]]))),
+      "float_ids": ("serving_ids", dict(
+          ids_of(m_ids["input_word_ids"], m_ids["input_mask"],
+                 m_ids["input_type_ids"]),
+          input_word_ids=("float32", m_ids["input_word_ids"]))),
+      "1d_ids": ("serving_ids", ids_of([101, 102], [1, 1], [0, 0])),
+      "mask_shape": ("serving_ids", ids_of([[101, 102, 0]], [[1, 1]],
+                                           [[0, 0, 0]])),
+      "oov_ids": ("serving_ids", ids_of([[101, 10 ** 6, 102]], [[1, 1, 1]],
+                                        [[0, 0, 0]])),
+      "too_long": ("serving_ids", ids_of([[101] * 600], [[1] * 600],
+                                         [[0] * 600])),
+      "batch_mismatch": ("serving_default", dict(text_a=s(["a", "b"]),
+                                                 text_b=s(["a"])))}
+
+
+def _requests(ref, ids, dirs, mixed):
+  """{export: {request name: (signature, {input: (dtype, value)})}}."""
+  s = lambda v: ("string", v)
+  ma, _ = ref["mrpc/texts"]
+  mixed_task, mixed_a, mixed_b = mixed
+  return {
+      "mrpc": {"__dir__": str(dirs["mrpc"]), **_mrpc_requests(ref,
+                                                              ids["mrpc"])},
       "sst2": {"__dir__": str(dirs["sst2"]),
-               "text": ("serving_default", dict(text_a=s(sa)))},
+               "text": ("serving_default",
+                        dict(text_a=s(ref["sst-2/texts"][0])))},
       "mt3": {"__dir__": str(dirs["mt3"]),
               "mixed": ("serving_default", dict(
                   task=s(mixed_task), text_a=s(mixed_a), text_b=s(mixed_b))),
@@ -158,14 +178,25 @@ def exported(tmp_path_factory):
                   text_b=s(["a", "b"]))),
               "ids": ("serving_ids", dict(
                   task=s(["mrpc"] * len(ma)),
-                  **{k: i32(v) for k, v in m_ids.items()}))},
+                  **{k: _i32(v) for k, v in ids["mrpc"].items()}))},
   }
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+  from keras_adapters.loaders import load_pretrained
+  root = tmp_path_factory.mktemp("export")
+  pre = load_pretrained()
+  packs, ref, ids = _task_packs(root, pre)
+  dirs = _export_all(packs, root, pre)
+  mixed = _interleaved(ref)
+  spec = _requests(ref, ids, dirs, mixed)
   child = subprocess.run([sys.executable, "-c", _CHILD], input=json.dumps(spec),
                          capture_output=True, text=True, cwd="/",
                          env=subprocess_env(), timeout=600)
   assert child.returncode == 0, child.stderr[-3000:]
   got = json.loads(child.stdout.strip().splitlines()[-1])
-  return dict(got=got, ref=ref, dirs=dirs, mixed_task=mixed_task, packs=packs,
+  return dict(got=got, ref=ref, dirs=dirs, mixed_task=mixed[0], packs=packs,
               pre=pre)
 
 

@@ -475,6 +475,56 @@ def test_run_squad_jit_compile_compiles_with_xla(dev_json, tiny_checkpoint,
   assert (tmp_path / "out" / "adapter_pack.npz").is_file()
 
 
+def _check_v1_outputs(out, eu, qids):
+  """SQuAD 1.1 prediction files in `out`, scored independently; returns the
+  n-best lists."""
+  predictions = json.loads((out / "predictions.json").read_text())
+  nbest = json.loads((out / "nbest_predictions.json").read_text())
+  assert sorted(predictions) == sorted(qids) == sorted(nbest)
+  assert all(1 <= len(v) <= 4 for v in nbest.values())
+  assert all(predictions[q] == nbest[q][0]["text"] for q in qids)
+  results = dict(line.split(" = ") for line in
+                 (out / "eval_results.txt").read_text().splitlines())
+  # Scored here with the official formula (written out in this file and
+  # checked on hand-computed cases), not with the evaluate() the driver uses.
+  golds = {qa["id"]: [a["text"] for a in qa["answers"]]
+           for p in eu["paragraphs"] for qa in p["qas"]}
+  scores = [_official_scores(predictions[q], golds[q]) for q in qids]
+  assert float(results["exact_match"]) == pytest.approx(
+      100 * sum(em for em, _ in scores) / len(qids), abs=1e-5)
+  assert float(results["f1"]) == pytest.approx(
+      100 * sum(f1 for _, f1 in scores) / len(qids), abs=1e-5)
+  assert int(results["global_step"]) >= 1
+  assert not (out / "null_odds.json").exists()
+  return nbest
+
+
+def _check_v2_outputs(out2, nbest, qids):
+  """SQuAD 2.0 files in `out2`, and the pack's best non-null spans equal to
+  the trained model's (`nbest`)."""
+  null_odds = json.loads((out2 / "null_odds.json").read_text())
+  assert sorted(null_odds) == sorted(qids)
+  text = (out2 / "eval_results.txt").read_text()
+  for key in ("exact", "f1", "HasAns_exact", "NoAns_total = 1", "best_f1",
+              "best_f1_thresh"):
+    assert key in text
+  # The pack reproduces the trained model: same best non-null spans.
+  nbest2 = json.loads((out2 / "nbest_predictions.json").read_text())
+  # (An untrained model may have no valid span among the top-4 starts x
+  # ends: Google's code then answers the nonce "empty" (v1.1) or "" (v2.0).)
+  found = 0
+  for qid in qids:
+    spans = [e for e in nbest2[qid] if e["text"]]
+    if nbest[qid][0]["text"] == "empty" and nbest[qid][0]["start_logit"] == 0:
+      assert not spans
+      continue
+    found += 1
+    assert spans[0]["text"] == nbest[qid][0]["text"]
+    assert spans[0]["start_logit"] == pytest.approx(
+        nbest[qid][0]["start_logit"], abs=1e-4)
+  assert found >= 5
+
+
 @pytest.mark.large
 @needs_data
 def test_run_squad_end_to_end(dev_json, tiny_checkpoint, tmp_path):
@@ -498,24 +548,7 @@ def test_run_squad_end_to_end(dev_json, tiny_checkpoint, tmp_path):
       "--num_train_epochs", "0.1", "--save_checkpoints_steps", "2", *common)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "Saved the trained variables" in result.stdout
-  predictions = json.loads((out / "predictions.json").read_text())
-  nbest = json.loads((out / "nbest_predictions.json").read_text())
-  assert sorted(predictions) == sorted(qids) == sorted(nbest)
-  assert all(1 <= len(v) <= 4 for v in nbest.values())
-  assert all(predictions[q] == nbest[q][0]["text"] for q in qids)
-  results = dict(line.split(" = ") for line in
-                 (out / "eval_results.txt").read_text().splitlines())
-  # Scored here with the official formula (written out in this file and
-  # checked on hand-computed cases), not with the evaluate() the driver uses.
-  golds = {qa["id"]: [a["text"] for a in qa["answers"]]
-           for p in eu["paragraphs"] for qa in p["qas"]}
-  scores = [_official_scores(predictions[q], golds[q]) for q in qids]
-  assert float(results["exact_match"]) == pytest.approx(
-      100 * sum(em for em, _ in scores) / len(qids), abs=1e-5)
-  assert float(results["f1"]) == pytest.approx(
-      100 * sum(f1 for _, f1 in scores) / len(qids), abs=1e-5)
-  assert int(results["global_step"]) >= 1
-  assert not (out / "null_odds.json").exists()
+  nbest = _check_v1_outputs(out, eu, qids)
 
   # SQuAD 2.0 mode, prediction only, from the adapter pack on the backbone
   # (another output_dir: no checkpoint there).
@@ -529,27 +562,7 @@ def test_run_squad_end_to_end(dev_json, tiny_checkpoint, tmp_path):
                                                {"version": "v2.0",
                                                 "data": [eu2]}), *common)
   assert result.returncode == 0, result.stderr[-3000:]
-  null_odds = json.loads((out2 / "null_odds.json").read_text())
-  assert sorted(null_odds) == sorted(qids)
-  text = (out2 / "eval_results.txt").read_text()
-  for key in ("exact", "f1", "HasAns_exact", "NoAns_total = 1", "best_f1",
-              "best_f1_thresh"):
-    assert key in text
-  # The pack reproduces the trained model: same best non-null spans.
-  nbest2 = json.loads((out2 / "nbest_predictions.json").read_text())
-  # (An untrained model may have no valid span among the top-4 starts x
-  # ends: Google's code then answers the nonce "empty" (v1.1) or "" (v2.0).)
-  found = 0
-  for qid in qids:
-    spans = [e for e in nbest2[qid] if e["text"]]
-    if nbest[qid][0]["text"] == "empty" and nbest[qid][0]["start_logit"] == 0:
-      assert not spans
-      continue
-    found += 1
-    assert spans[0]["text"] == nbest[qid][0]["text"]
-    assert spans[0]["start_logit"] == pytest.approx(
-        nbest[qid][0]["start_logit"], abs=1e-4)
-  assert found >= 5
+  _check_v2_outputs(out2, nbest, qids)
 
 
 @pytest.mark.large
