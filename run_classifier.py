@@ -58,7 +58,7 @@ flags.DEFINE_integer("predict_batch_size", 32, "Prediction batch size.")
 flags.DEFINE_string("adapter_pack", None, "Without --do_train: evaluate/"
                     "predict with this pack (adapter_pack.npz of an earlier "
                     "run) on the backbone instead of output_dir's checkpoint; "
-                    "its fine_tune_mode/adapter_size/top_k_layers are used.")
+                    "its fine_tune_mode/adapter_type/adapter_size/top_k_layers are used.")
 flags.DEFINE_string("export_dir", None, "Also export the (trained or "
                     "pack-loaded) classifier as a TF Serving SavedModel here "
                     "(see docs/serving.md).")

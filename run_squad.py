@@ -55,7 +55,7 @@ flags.DEFINE_float("null_score_diff_threshold", 0.0, "SQuAD 2.0: predict no "
 flags.DEFINE_string("adapter_pack", None, "Without --do_train: predict with "
                     "this pack (adapter_pack.npz of an earlier SQuAD run) on "
                     "the backbone instead of output_dir's checkpoint; its "
-                    "fine_tune_mode/adapter_size/top_k_layers are used.")
+                    "fine_tune_mode/adapter_type/adapter_size/top_k_layers are used.")
 FLAGS = flags.FLAGS
 
 

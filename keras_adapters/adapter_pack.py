@@ -72,7 +72,8 @@ def read_pack(path):
   return config, arrays
 
 
-def load_adapter_pack(path, model, encoder, expected=("adapter_size",)):
+def load_adapter_pack(path, model, encoder,
+                      expected=("adapter_type", "adapter_size")):
   """Assigns the pack at `path` onto `model` (built like the one saved).
 
   Raises UserInputError, before changing anything, when the pack was trained

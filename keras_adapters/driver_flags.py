@@ -8,6 +8,7 @@ from absl import flags
 from absl import logging
 
 from keras_adapters.errors import UserInputError
+from keras_adapters.layers import ADAPTER_TYPES
 
 FLAGS = flags.FLAGS
 
@@ -45,6 +46,11 @@ def define_common_flags(output_dir_help):
   flags.DEFINE_enum("fine_tune_mode", "adapter",
                     ["adapter", "full", "top_k", "layer_norm", "head"],
                     "What trains (see keras_adapters/tuning.py).")
+  flags.DEFINE_enum("adapter_type", "houlsby", list(ADAPTER_TYPES),
+                    "Where adapters go: houlsby = the paper's two per block "
+                    "(after attention and after the feed-forward layer), "
+                    "pfeiffer = one per block, after the feed-forward layer "
+                    "(Pfeiffer et al., 2021).")
   flags.DEFINE_integer("adapter_size", 64, "Adapter bottleneck size m.")
   flags.DEFINE_float("adapter_init_scale", 1e-3, "Std of the adapters' init.")
   flags.DEFINE_integer("top_k_layers", 1, "Blocks trained in top_k mode.")

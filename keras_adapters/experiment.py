@@ -17,8 +17,8 @@ import os
 from keras_adapters.errors import UserInputError
 
 # What a pack fixes about the model it was trained with.
-PACK_SETTINGS = ("fine_tune_mode", "adapter_size", "adapter_init_scale",
-                 "top_k_layers")
+PACK_SETTINGS = ("fine_tune_mode", "adapter_type", "adapter_size",
+                 "adapter_init_scale", "top_k_layers")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +33,7 @@ class Settings:
   warmup_proportion: float
   save_checkpoints_steps: int
   fine_tune_mode: str
+  adapter_type: str
   adapter_size: int
   adapter_init_scale: float
   top_k_layers: int

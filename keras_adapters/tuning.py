@@ -14,6 +14,7 @@ default model's pooler was never trained, so every mode trains it.
 import tf_keras
 
 from keras_adapters.errors import UserInputError
+from keras_adapters.layers import ADAPTER_TYPES
 from keras_adapters.layers.matmul_attention import use_matmul_attention
 from keras_adapters.networks.adapter_bert_encoder import AdapterBertEncoder
 from keras_adapters.networks.adapter_bert_encoder import add_adapters
@@ -21,16 +22,22 @@ from keras_adapters.networks.adapter_bert_encoder import add_adapters
 FINE_TUNE_MODES = ("adapter", "full", "top_k", "layer_norm", "head")
 
 
-def prepare_encoder(encoder, mode, adapter_size=64, init_scale=1e-3):
-  """Adds adapters to a pretrained encoder when `mode` is "adapter"; every
-  mode gets the faster `MatmulAttention` (same numbers)."""
+def prepare_encoder(encoder, mode, adapter_size=64, init_scale=1e-3,
+                    adapter_type="houlsby"):
+  """Adds adapters (of `adapter_type`, ADAPTER_TYPES) to a pretrained
+  encoder when `mode` is "adapter"; every mode gets the faster
+  `MatmulAttention` (same numbers)."""
   if mode not in FINE_TUNE_MODES:
     raise UserInputError(f"unknown fine_tune_mode {mode!r}; choose one of "
                          f"{', '.join(FINE_TUNE_MODES)}")
+  if adapter_type not in ADAPTER_TYPES:
+    raise UserInputError(f"unknown adapter_type {adapter_type!r}; choose "
+                         f"one of {', '.join(ADAPTER_TYPES)}")
   if mode == "adapter":
     if adapter_size < 1:
       raise UserInputError(f"adapter_size must be >= 1, got {adapter_size}")
-    encoder = add_adapters(encoder, adapter_size, init_scale)
+    encoder = add_adapters(encoder, adapter_size, init_scale,
+                           adapter_type=adapter_type)
   return use_matmul_attention(encoder)
 
 

@@ -50,10 +50,16 @@ def with_adapters_1e_3(pretrained):
   return add_adapters(encoder, adapter_size=64, init_scale=1e-3)
 
 
-def test_init_scale_zero_outputs_equal_exactly(pretrained):
+@pytest.mark.parametrize("adapter_type, adapters", [("houlsby", 12),
+                                                    ("pfeiffer", 6)])
+def test_init_scale_zero_outputs_equal_exactly(pretrained, adapter_type,
+                                               adapters):
   encoder, inputs, expected = pretrained
-  new = add_adapters(encoder, adapter_size=64, init_scale=0.0)
-  assert isinstance(new, AdapterBertEncoder) and len(new.adapters) == 12
+  new = add_adapters(encoder, adapter_size=64, init_scale=0.0,
+                     adapter_type=adapter_type)
+  assert isinstance(new, AdapterBertEncoder)
+  assert len(new.adapters) == adapters
+  assert new.get_config()["adapter_type"] == adapter_type
   actual = _run(new, inputs)
   for key in ("sequence_output", "pooled_output"):
     assert actual[key].shape == expected[key].shape

@@ -154,3 +154,30 @@ def test_missing_pack_is_a_user_input_error(trained, tmp_path):
   _, model, encoder, _ = trained
   with pytest.raises(UserInputError, match="not found"):
     adapter_pack.load_adapter_pack(str(tmp_path / "nope.npz"), model, encoder)
+
+
+def test_pfeiffer_pack_round_trip_and_a_houlsby_pack_fails(backbone, trained,
+                                                          tmp_path):
+  tf_keras.utils.set_random_seed(3)
+  model, encoder = build_classifier(backbone, 2, "adapter", adapter_size=4,
+                                    adapter_init_scale=0.3,
+                                    adapter_type="pfeiffer")
+  path = str(tmp_path / "pfeiffer.npz")
+  adapter_pack.save_adapter_pack(path, model, encoder,
+                                 dict(CONFIG, adapter_type="pfeiffer"))
+  x, _ = _data()
+  fresh, fresh_encoder = build_classifier(backbone, 2, "adapter",
+                                          adapter_size=4,
+                                          adapter_type="pfeiffer")
+  assert np.abs(_predict(fresh, x) - _predict(model, x)).max() > 1e-4
+  adapter_pack.load_adapter_pack(path, fresh, fresh_encoder)
+  np.testing.assert_array_equal(_predict(fresh, x), _predict(model, x))
+  with np.load(path) as data:  # one adapter (4 variables) per block
+    assert sum("adapter_ffn" in k for k in data.files) == 2 * 4
+    assert not [k for k in data.files if "adapter_attention" in k]
+  houlsby = str(tmp_path / "houlsby.npz")
+  adapter_pack.save_adapter_pack(houlsby, trained[1], trained[2],
+                                 dict(CONFIG, adapter_type="houlsby"))
+  with pytest.raises(UserInputError, match="adapter_type=houlsby but the "
+                     "model has pfeiffer"):
+    adapter_pack.load_adapter_pack(houlsby, fresh, fresh_encoder)

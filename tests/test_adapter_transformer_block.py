@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import special
 import tensorflow as tf
 import tf_keras
 from official.nlp.modeling import layers as nlp_layers
@@ -185,3 +186,68 @@ def test_round_trip_and_fresh_process_saved_model():
                 - plain(inputs, training=False).numpy()).max() > 0.01
   classes = run_saved_model_test(block, inputs)
   assert {"AdapterTransformerBlock", "AdapterLayer"} <= set(classes)
+
+
+def _numpy_layer_norm(layer, s):
+  s = np.asarray(s, np.float64)
+  mean = s.mean(-1, keepdims=True)
+  var = s.var(-1, keepdims=True)
+  return ((s - mean) / np.sqrt(var + layer.epsilon) * layer.gamma.numpy() +
+          layer.beta.numpy())
+
+
+def _numpy_adapter_update(adapter, h):
+  down = h @ adapter.down_project.kernel.numpy() + (
+      adapter.down_project.bias.numpy())
+  gelu = 0.5 * down * (1 + special.erf(down / np.sqrt(2)))
+  return gelu @ adapter.up_project.kernel.numpy() + (
+      adapter.up_project.bias.numpy())
+
+
+def test_pfeiffer_init_scale_zero_is_bitwise_the_parent_block(reference):
+  ref_block, expected = reference
+  block, extra = _adapter_block(ref_block, adapter_size=M,
+                                adapter_init_scale=0.0, adapter_type="pfeiffer")
+  assert len(block.adapters) == 1 and len(extra) == 4
+  assert all("adapter_ffn" in name for name in extra)
+  np.testing.assert_array_equal(block(_inputs(), training=False), expected)
+
+
+def test_pfeiffer_adapter_reads_and_precedes_the_output_layer_norm(reference):
+  """Pfeiffer et al. (2021) as AdapterHub's SeqBnConfig computes it: for
+  s = h + ffn(h), LN(s + update(LN(s))) with the one output LayerNorm,
+  written out in NumPy here. Houlsby's FFN-adapter placement,
+  LN(h + adapter(ffn(h))), must be far from it."""
+  ref_block, _ = reference
+  tf_keras.utils.set_random_seed(2)
+  block, _ = _adapter_block(ref_block, adapter_size=M, adapter_init_scale=0.5,
+                            adapter_type="pfeiffer")
+  x, mask = _inputs()
+  out = block([x, mask], training=False).numpy()
+  (adapter,) = block.adapters
+  attention, ffn = _sublayer_outputs(block, x, mask)
+  h = block._attention_layer_norm(x + attention)
+  s = (h + ffn(h)).numpy()
+  norm = block._output_layer_norm.norm
+  expected = _numpy_layer_norm(
+      norm, s + _numpy_adapter_update(adapter, _numpy_layer_norm(norm, s)))
+  np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5)
+  houlsby_ffn_only = _numpy_layer_norm(
+      norm, h.numpy() + adapter(ffn(h)).numpy())
+  assert np.abs(out - houlsby_ffn_only).max() > 0.05
+
+
+def test_pfeiffer_keeps_the_parent_names_and_adds_one_adapter():
+  block = AdapterTransformerBlock(adapter_size=M, adapter_type="pfeiffer",
+                                  **CONFIG)
+  block(_inputs())
+  parent = nlp_layers.TransformerEncoderBlock(**CONFIG)
+  parent(_inputs())
+  names = {_relative(v) for v in block.weights}
+  assert {_relative(v) for v in parent.weights} <= names
+  assert [a.name for a in block.adapters] == ["adapter_ffn"]
+  assert block.count_params() == parent.count_params() + 2 * M * D + D + M
+  clone = AdapterTransformerBlock.from_config(block.get_config())
+  assert clone.adapter_type == "pfeiffer"
+  with pytest.raises(ValueError, match="unknown adapter_type 'parallel'"):
+    AdapterTransformerBlock(adapter_size=M, adapter_type="parallel", **CONFIG)

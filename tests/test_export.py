@@ -280,3 +280,44 @@ def test_multitask_rejects_unusable_packs(exported, tmp_path):
     export_multitask([packs["mrpc"], packs["mrpc"]], str(tmp_path / "x"), pre)
   with pytest.raises(UserInputError, match="already holds a SavedModel"):
     export_pack(packs["mrpc"], str(exported["dirs"]["mrpc"]), pre)
+
+
+def test_pfeiffer_packs_export_alone_and_together(tmp_path):
+  """Pfeiffer packs (one adapter per block, around the output LayerNorm)
+  serve as they compute in Keras, one task per SavedModel and two tasks in
+  one (reloaded in this process); a Houlsby pack cannot join them."""
+  from keras_adapters.loaders import load_pretrained  # pylint: disable=g-import-not-at-top
+  pre = load_pretrained()
+  packs, refs = {}, {}
+  for i, (task, adapter_type) in enumerate((("sst-2", "pfeiffer"),
+                                            ("mrpc", "pfeiffer"),
+                                            ("sts-b", "houlsby"))):
+    labels, _, pair = TASKS[task]
+    tf_keras.utils.set_random_seed(10 + i)
+    model, encoder = build_classifier(pre.encoder, 2, "adapter", 16,
+                                      adapter_init_scale=0.05,
+                                      adapter_type=adapter_type)
+    packs[task] = str(tmp_path / f"{task}.npz")
+    adapter_pack.save_adapter_pack(packs[task], model, encoder, dict(
+        task_name=task, labels=["0", "1"], fine_tune_mode="adapter",
+        adapter_type=adapter_type, adapter_size=16, max_seq_length=SEQ))
+    a, b = _dev(task)
+    refs[task] = (a, b, _reference(model, pre, pair, False, a, b)[0])
+  houlsby = packs.pop("sts-b")
+  refs.pop("sts-b")
+  export_pack(packs["mrpc"], str(tmp_path / "mrpc" / "1"), pre)
+  export_multitask(list(packs.values()), str(tmp_path / "mt" / "1"), pre, SEQ)
+  a, b, expected = refs["mrpc"]
+  single = tf.saved_model.load(str(tmp_path / "mrpc" / "1"))
+  out = single.signatures["serving_default"](text_a=tf.constant(a),
+                                             text_b=tf.constant(b))
+  np.testing.assert_allclose(out["probabilities"], expected, atol=1e-5)
+  multi = tf.saved_model.load(str(tmp_path / "mt" / "1"))
+  for task, (a, b, expected) in refs.items():
+    out = multi.signatures["serving_default"](
+        task=tf.constant([task] * len(a)), text_a=tf.constant(a),
+        text_b=tf.constant(b))
+    np.testing.assert_allclose(out["probabilities"][:, :2], expected,
+                               atol=1e-5)
+  with pytest.raises(UserInputError, match="packs must share the adapter type"):
+    export_multitask([packs["sst-2"], houlsby], str(tmp_path / "mixed"), pre)

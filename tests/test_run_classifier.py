@@ -202,3 +202,30 @@ def test_eval_every_epochs_writes_the_curve_and_leaves_training_alone(
   assert [(l["epoch"], l["step"]) for l in curve] == [(1, 3), (2, 6)]
   assert f"eval_f1 = {curve[-1]['eval_f1']:.6f}" in results["on"]
   assert not (tmp_path / "off" / "dev_curve.jsonl").exists()
+
+
+def test_pfeiffer_adapters_train_and_their_pack_evaluates_alike(tmp_path):
+  """--adapter_type=pfeiffer: one adapter per block (6 x (2*384*64 + 384 +
+  64) = 297,600 weights on MiniLM), recorded in the pack; evaluating from
+  the pack alone (no --adapter_type) rebuilds that model and gives the
+  trained run's dev results."""
+  import json  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  data = _copy_mrpc(tmp_path / "data")
+  flags = ["--task_name=MRPC", "--do_eval", f"--data_dir={data}",
+           "--max_seq_length=32", "--train_batch_size=2"]
+  returncode, stdout, stderr = _finish(_start(
+      flags + ["--do_train", "--num_train_epochs=1", "--adapter_type=pfeiffer",
+               "--adapter_init_scale=0.05"], tmp_path / "train"), 900)
+  assert returncode == 0, stderr[-3000:]
+  assert "adapters 297,600" in stdout, stdout
+  with np.load(tmp_path / "train" / "adapter_pack.npz") as pack:
+    assert json.loads(str(pack["__config__"]))["adapter_type"] == "pfeiffer"
+  returncode, _, stderr = _finish(_start(
+      flags + [f"--adapter_pack={tmp_path / 'train' / 'adapter_pack.npz'}"],
+      tmp_path / "eval"), 900)
+  assert returncode == 0, stderr[-3000:]
+  trained, reloaded = ((tmp_path / d / "eval_results.txt").read_text()
+                       for d in ("train", "eval"))
+  assert trained.replace("global_step = 3", "") == reloaded.replace(
+      "global_step = 0", ""), (trained, reloaded)

@@ -33,7 +33,9 @@ import protocol  # pylint: disable=g-import-not-at-top
 import run_plan  # pylint: disable=g-import-not-at-top
 
 LABELS = dict(adapter8="Adapters (m=8)", adapter64="Adapters (m=64)",
-              adapter256="Adapters (m=256)", full="Full fine-tuning",
+              adapter256="Adapters (m=256)",
+              pfeiffer64="Adapters, Pfeiffer placement (m=64)",
+              full="Full fine-tuning",
               top1="Top-1 layer fine-tuning", top3="Top-3 layer fine-tuning",
               ln="LayerNorm only")
 BEST_ADAPTER = "Adapters (best m of 8/64/256 per task)"

@@ -1,9 +1,12 @@
-"""Model Garden's Transformer block with two adapters (paper Figure 2, left)."""
+"""Model Garden's Transformer block with adapters: two per block (Houlsby et
+al., 2019, Figure 2, left) or one after the feed-forward sub-layer (Pfeiffer
+et al., 2021)."""
 
 import tensorflow as tf
 import tf_keras
 from official.nlp.modeling import layers as nlp_layers
 
+from keras_adapters.layers import ADAPTER_TYPES
 from keras_adapters.layers.adapter_layer import AdapterLayer
 
 
@@ -19,16 +22,34 @@ class _DropoutThenAdapter(tf_keras.layers.Layer):
     return self.adapter(self.dropout(inputs, training=training))
 
 
+class _NormAdapterNorm(tf_keras.layers.Layer):
+  """Pfeiffer's placement around the block's output LayerNorm: for the
+  residual sum s = ffn(x) + x, returns LN(s + adapter update of LN(s)), the
+  same LayerNorm twice (AdapterHub's SeqBnConfig: original_ln_before and
+  original_ln_after, residual_before_ln)."""
+
+  def __init__(self, norm, adapter, **kwargs):
+    super().__init__(**kwargs)
+    self.norm = norm
+    self.adapter = adapter
+
+  def call(self, inputs):
+    return self.norm(self.adapter(self.norm(inputs), residual=inputs))
+
+
 @tf_keras.utils.register_keras_serializable(package="keras_adapters")
 class AdapterTransformerBlock(nlp_layers.TransformerEncoderBlock):
-  """`TransformerEncoderBlock` with an adapter after each sub-layer's output.
+  """`TransformerEncoderBlock` with adapters (`adapter_type`, ADAPTER_TYPES).
 
-  One adapter follows the attention output projection (after its dropout), the
-  other the feed-forward output (after its dropout); each comes before its
-  residual add and LayerNorm, as in Houlsby et al. (2019). The parent's `call`
-  is reused unchanged: the adapters ride on the two dropout layers it already
-  applies at exactly those points. With `adapter_size=0` the block is exactly
-  the parent block.
+  "houlsby": one adapter follows the attention output projection (after its
+  dropout), the other the feed-forward output (after its dropout); each comes
+  before its residual add and LayerNorm, as in Houlsby et al. (2019).
+  "pfeiffer": one adapter per block, after the feed-forward sub-layer: it
+  reads the output LayerNorm's result and adds its update before that same
+  LayerNorm is applied again (Pfeiffer et al., 2021; `_NormAdapterNorm`).
+  The parent's `call` is reused unchanged: the adapters ride on layers it
+  already applies at exactly those points. With `adapter_size=0` the block is
+  exactly the parent block.
 
   Example:
 
@@ -43,8 +64,12 @@ class AdapterTransformerBlock(nlp_layers.TransformerEncoderBlock):
   """
 
   def __init__(self, adapter_size=64, adapter_init_scale=1e-3,
-               adapter_activation="gelu", **kwargs):
+               adapter_activation="gelu", adapter_type="houlsby", **kwargs):
     super().__init__(**kwargs)
+    if adapter_type not in ADAPTER_TYPES:
+      raise ValueError(f"unknown adapter_type {adapter_type!r}; choose one "
+                       f"of {', '.join(ADAPTER_TYPES)}")
+    self.adapter_type = adapter_type
     self.adapter_size = adapter_size
     self.adapter_init_scale = adapter_init_scale
     self.adapter_activation = adapter_activation
@@ -70,6 +95,12 @@ class AdapterTransformerBlock(nlp_layers.TransformerEncoderBlock):
     make = lambda name: AdapterLayer(
         self.adapter_size, self.adapter_init_scale, self.adapter_activation,
         name=name)
+    if self.adapter_type == "pfeiffer":
+      self.adapters = [make("adapter_ffn")]
+      self._output_layer_norm = _NormAdapterNorm(
+          _built(self._output_layer_norm, input_shape), self.adapters[0],
+          name="output_layer_norm_adapter")
+      return
     self.adapters = [make("adapter_attention"), make("adapter_ffn")]
     self._attention_dropout = _DropoutThenAdapter(
         self._attention_dropout, self.adapters[0],
@@ -81,7 +112,8 @@ class AdapterTransformerBlock(nlp_layers.TransformerEncoderBlock):
     # Under a mixed policy the adapters return float32 (see AdapterLayer), so
     # the parent's attention residual add needs a float32 input too; its FFN
     # add and both LayerNorms are float32 already.
-    if self.adapters and self.compute_dtype != "float32":
+    if self.adapter_type == "houlsby" and self.adapters and (
+        self.compute_dtype != "float32"):
       inputs = tf.nest.map_structure(
           lambda t: tf.cast(t, tf.float32) if t.dtype.is_floating else t,
           inputs)
@@ -92,5 +124,16 @@ class AdapterTransformerBlock(nlp_layers.TransformerEncoderBlock):
     config.update(
         adapter_size=self.adapter_size,
         adapter_init_scale=self.adapter_init_scale,
-        adapter_activation=self.adapter_activation)
+        adapter_activation=self.adapter_activation,
+        adapter_type=self.adapter_type)
     return config
+
+
+def _built(layer, input_shape):
+  """`layer`, its weights created under its own name now (not later, inside
+  a wrapper's name scope, where the pretrained checkpoint's names would not
+  find them)."""
+  shape = input_shape[0] if isinstance(input_shape, (list, tuple)) else (
+      input_shape)
+  layer(tf.zeros([1, 1, tf.TensorShape(shape)[-1]]))
+  return layer

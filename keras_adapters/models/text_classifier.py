@@ -19,11 +19,6 @@ from keras_adapters.errors import UserInputError
 from keras_adapters.models import task_inputs
 from keras_adapters.models.text_preprocessor import AdapterTextPreprocessor
 
-# Where adapters sit and how they compute. Only the paper's serial adapter
-# (after the attention and FFN projections) exists today; other placements
-# (Pfeiffer, parallel) become further values of this one setting.
-ADAPTER_TYPES = ("houlsby",)
-
 
 def _task_facts(task_name, num_classes, labels, regression):
   """(labels or None, is_regression, is_pair or None, num_classes)."""
@@ -69,13 +64,10 @@ class AdapterTextClassifier(models.BertClassifier):
                adapter_type="houlsby", adapter_size=64,
                adapter_init_scale=1e-3, top_k_layers=1, dropout_rate=0.1,
                seed=None, model_description="", **kwargs):
-    if adapter_type not in ADAPTER_TYPES:
-      raise UserInputError(f"unknown adapter_type {adapter_type!r}; "
-                           f"choose one of {', '.join(ADAPTER_TYPES)}")
     labels, regression, is_pair, num_classes = _task_facts(
         task_name, num_classes, labels, regression)
     encoder = tuning.prepare_encoder(encoder, fine_tune_mode, adapter_size,
-                                     adapter_init_scale)
+                                     adapter_init_scale, adapter_type)
     super().__init__(
         encoder, num_classes=num_classes, dropout_rate=dropout_rate,
         initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02),
@@ -119,8 +111,9 @@ class AdapterTextClassifier(models.BertClassifier):
       max_seq_length: wordpieces per example, [CLS] and [SEP]s included.
       **config: num_classes, labels (strings welcome), regression,
         task_name (a GLUE name sets labels, pairs and metrics),
-        fine_tune_mode, adapter_size, adapter_init_scale, top_k_layers,
-        dropout_rate.
+        fine_tune_mode, adapter_type ("houlsby", the paper's two adapters per
+        block, or "pfeiffer", one after the feed-forward layer), adapter_size,
+        adapter_init_scale, top_k_layers, dropout_rate.
     """
     from keras_adapters.loaders import load_pretrained  # pylint: disable=g-import-not-at-top
     if seed is not None:

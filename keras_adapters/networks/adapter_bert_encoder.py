@@ -18,18 +18,18 @@ class AdapterBertEncoder(networks.BertEncoderV2):
   """
 
   def __init__(self, adapter_size=64, adapter_init_scale=1e-3,
-               adapter_activation="gelu", **kwargs):
+               adapter_activation="gelu", adapter_type="houlsby", **kwargs):
     super().__init__(**kwargs)
     self._transformer_layers = [
         AdapterTransformerBlock(
             adapter_size=adapter_size, adapter_init_scale=adapter_init_scale,
-            adapter_activation=adapter_activation,
+            adapter_activation=adapter_activation, adapter_type=adapter_type,
             return_attention_scores=kwargs.get("return_attention_scores", False),
             **block.get_config())
         for block in self._transformer_layers]
     self._config.update(
         adapter_size=adapter_size, adapter_init_scale=adapter_init_scale,
-        adapter_activation=adapter_activation)
+        adapter_activation=adapter_activation, adapter_type=adapter_type)
 
   def call(self, inputs):
     return _call_unconverted(self, inputs)
@@ -58,7 +58,8 @@ def _unscoped(variable):
   return variable.name.split("/", 1)[1]
 
 
-def add_adapters(encoder, adapter_size=64, init_scale=1e-3, activation="gelu"):
+def add_adapters(encoder, adapter_size=64, init_scale=1e-3, activation="gelu",
+                 adapter_type="houlsby"):
   """Returns an `AdapterBertEncoder` carrying `encoder`'s pretrained weights.
 
   Args:
@@ -67,6 +68,8 @@ def add_adapters(encoder, adapter_size=64, init_scale=1e-3, activation="gelu"):
     init_scale: std of the adapters' truncated-normal init; 0 makes the new
       encoder compute exactly what `encoder` computes.
     activation: the adapters' nonlinearity.
+    adapter_type: where the adapters go: "houlsby" (two per block, the
+      paper's) or "pfeiffer" (one per block, after the feed-forward layer).
 
   Example:
 
@@ -89,7 +92,7 @@ def add_adapters(encoder, adapter_size=64, init_scale=1e-3, activation="gelu"):
       encoder.transformer_layers[0].get_config()["inner_activation"])
   new = build_encoder(AdapterBertEncoder(
       adapter_size=adapter_size, adapter_init_scale=init_scale,
-      adapter_activation=activation, **config))
+      adapter_activation=activation, adapter_type=adapter_type, **config))
   adapter_vars = {id(v) for a in new.adapters for v in a.weights}
   targets = {_unscoped(v): v for v in new.weights if id(v) not in adapter_vars}
   sources = {_unscoped(v): v for v in encoder.weights}

@@ -35,7 +35,7 @@ def task_is_pair(config, path="the pack"):
 
 def check_packs(packs, multitask=True):
   """(configs, arrays) of the packs; for a multi-task export, errors unless
-  they are adapter packs of distinct tasks with one adapter size."""
+  they are adapter packs of distinct tasks with one adapter type and size."""
   if not packs:
     raise UserInputError("multi-task export needs at least one pack")
   configs, arrays = zip(*[adapter_pack.read_pack(p) for p in packs])
@@ -50,8 +50,9 @@ def check_packs(packs, multitask=True):
       raise UserInputError(f"{path}: fine_tune_mode={c['fine_tune_mode']}; "
                            "multi-task export takes adapter packs only "
                            "(export other modes one task per SavedModel)")
-    if c.get("adapter_size") != configs[0].get("adapter_size"):
-      raise UserInputError(f"{path}: adapter_size {c.get('adapter_size')} "
-                           f"!= {configs[0].get('adapter_size')} of "
-                           f"{packs[0]}; packs must share the adapter size")
+    for key, default in (("adapter_type", "houlsby"), ("adapter_size", None)):
+      if c.get(key, default) != configs[0].get(key, default):
+        raise UserInputError(f"{path}: {key} {c.get(key, default)} != "
+                             f"{configs[0].get(key, default)} of {packs[0]}; "
+                             f"packs must share the {key.replace('_', ' ')}")
   return configs, arrays

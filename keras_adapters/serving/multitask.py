@@ -143,7 +143,8 @@ class MultiTaskServer(tf.Module):
 
     model, encoder = build_classifier(
         pretrained.encoder, max_classes, "adapter",
-        configs[0].get("adapter_size", 64))
+        configs[0].get("adapter_size", 64),
+        adapter_type=configs[0].get("adapter_type", "houlsby"))
     fingerprint = adapter_pack.backbone_fingerprint(model, encoder)
     for path, c in zip(packs, configs):
       if c.get("fingerprint") != fingerprint:

@@ -9,7 +9,7 @@ from keras_adapters import tuning
 
 def build_span_labeler(pretrained_encoder, fine_tune_mode="adapter",
                        adapter_size=64, adapter_init_scale=1e-3,
-                       top_k_layers=1):
+                       top_k_layers=1, adapter_type="houlsby"):
   """Returns (model, encoder): Model Garden's `BertSpanLabeler` (one dense
   layer over the sequence output -> start and end logits, as Google BERT's
   run_squad.py) with the mode's variables set trainable.
@@ -21,7 +21,8 @@ def build_span_labeler(pretrained_encoder, fine_tune_mode="adapter",
   [start_logits, end_logits], each [batch, seq_length].
   """
   encoder = tuning.prepare_encoder(pretrained_encoder, fine_tune_mode,
-                                   adapter_size, adapter_init_scale)
+                                   adapter_size, adapter_init_scale,
+                                   adapter_type)
   model = models.BertSpanLabeler(
       encoder,
       initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02))

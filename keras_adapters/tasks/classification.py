@@ -86,6 +86,7 @@ class ClassificationTask:
         labels=None if self.processor.is_regression else self.labels,
         regression=self.processor.is_regression, seed=settings.seed,
         fine_tune_mode=settings.fine_tune_mode,
+        adapter_type=settings.adapter_type,
         adapter_size=settings.adapter_size,
         adapter_init_scale=settings.adapter_init_scale,
         top_k_layers=settings.top_k_layers)
