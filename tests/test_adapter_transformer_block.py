@@ -251,3 +251,7 @@ def test_pfeiffer_keeps_the_parent_names_and_adds_one_adapter():
   assert clone.adapter_type == "pfeiffer"
   with pytest.raises(ValueError, match="unknown adapter_type 'parallel'"):
     AdapterTransformerBlock(adapter_size=M, adapter_type="parallel", **CONFIG)
+  pre_norm = AdapterTransformerBlock(adapter_size=M, adapter_type="pfeiffer",
+                                     norm_first=True, **CONFIG)
+  with pytest.raises(ValueError, match="needs a post-LayerNorm block"):
+    pre_norm(_inputs())

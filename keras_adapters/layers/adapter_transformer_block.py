@@ -96,6 +96,9 @@ class AdapterTransformerBlock(nlp_layers.TransformerEncoderBlock):
         self.adapter_size, self.adapter_init_scale, self.adapter_activation,
         name=name)
     if self.adapter_type == "pfeiffer":
+      if self._norm_first:  # its output LayerNorm then precedes the FFN
+        raise ValueError("adapter_type='pfeiffer' needs a post-LayerNorm "
+                         "block (norm_first=False), as BERT's")
       self.adapters = [make("adapter_ffn")]
       self._output_layer_norm = _NormAdapterNorm(
           _built(self._output_layer_norm, input_shape), self.adapters[0],
