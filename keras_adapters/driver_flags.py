@@ -48,9 +48,9 @@ def define_common_flags(output_dir_help):
                     "What trains (see keras_adapters/tuning.py).")
   flags.DEFINE_enum("adapter_type", "houlsby", list(ADAPTER_TYPES),
                     "Where adapters go: houlsby = the paper's two per block "
-                    "(after attention and after the feed-forward layer), "
-                    "pfeiffer = one per block, after the feed-forward layer "
-                    "(Pfeiffer et al., 2021).")
+                    "(after attention and FFN), pfeiffer = one after the FFN "
+                    "(Pfeiffer et al., 2021), parallel = one beside the FFN, "
+                    "update x4 (He et al., 2022).")
   flags.DEFINE_integer("adapter_size", 64, "Adapter bottleneck size m.")
   flags.DEFINE_float("adapter_init_scale", 1e-3, "Std of the adapters' init.")
   flags.DEFINE_integer("top_k_layers", 1, "Blocks trained in top_k mode.")

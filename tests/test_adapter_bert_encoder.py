@@ -51,7 +51,8 @@ def with_adapters_1e_3(pretrained):
 
 
 @pytest.mark.parametrize("adapter_type, adapters", [("houlsby", 12),
-                                                    ("pfeiffer", 6)])
+                                                    ("pfeiffer", 6),
+                                                    ("parallel", 6)])
 def test_init_scale_zero_outputs_equal_exactly(pretrained, adapter_type,
                                                adapters):
   encoder, inputs, expected = pretrained

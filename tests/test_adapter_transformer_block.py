@@ -170,13 +170,14 @@ def test_both_adapters_present_with_names_and_sizes():
 
 
 @pytest.mark.large  # a fresh process
-def test_round_trip_and_fresh_process_saved_model():
+@pytest.mark.parametrize("adapter_type", ["houlsby", "parallel"])
+def test_round_trip_and_fresh_process_saved_model(adapter_type):
   inputs = [t.numpy() for t in _inputs()]
   tf_keras.utils.set_random_seed(3)
   block, output = run_layer_test(
       AdapterTransformerBlock,
       dict(adapter_size=M, adapter_init_scale=0.3, adapter_activation="relu",
-           **CONFIG),
+           adapter_type=adapter_type, **CONFIG),
       inputs, expected_output_shape=(2, 6, D))
   # Not the identity adapters of init: the clones had to copy them.
   plain = nlp_layers.TransformerEncoderBlock(**CONFIG)
@@ -249,9 +250,116 @@ def test_pfeiffer_keeps_the_parent_names_and_adds_one_adapter():
   assert block.count_params() == parent.count_params() + 2 * M * D + D + M
   clone = AdapterTransformerBlock.from_config(block.get_config())
   assert clone.adapter_type == "pfeiffer"
-  with pytest.raises(ValueError, match="unknown adapter_type 'parallel'"):
-    AdapterTransformerBlock(adapter_size=M, adapter_type="parallel", **CONFIG)
+  with pytest.raises(ValueError, match="unknown adapter_type 'bogus'"):
+    AdapterTransformerBlock(adapter_size=M, adapter_type="bogus", **CONFIG)
   pre_norm = AdapterTransformerBlock(adapter_size=M, adapter_type="pfeiffer",
                                      norm_first=True, **CONFIG)
   with pytest.raises(ValueError, match="needs a post-LayerNorm block"):
     pre_norm(_inputs())
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_parallel_init_scale_zero_is_bitwise_the_parent_block(norm_first):
+  tf_keras.utils.set_random_seed(0)
+  parent = nlp_layers.TransformerEncoderBlock(norm_first=norm_first, **CONFIG)
+  expected = parent(_inputs(), training=False).numpy()
+  block, extra = _adapter_block(parent, adapter_size=M, norm_first=norm_first,
+                                adapter_init_scale=0.0, adapter_type="parallel")
+  assert len(block.adapters) == 1 and len(extra) == 4
+  assert all("adapter_ffn" in name for name in extra)
+  np.testing.assert_array_equal(block(_inputs(), training=False), expected)
+
+
+def _numpy_ffn(block, h):
+  dense = block._intermediate_dense.layer
+  inner = h @ dense.kernel.numpy() + dense.bias.numpy()
+  inner = 0.5 * inner * (1 + special.erf(inner / np.sqrt(2)))
+  return inner @ block._output_dense.kernel.numpy() + (
+      block._output_dense.bias.numpy())
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_parallel_adapter_reads_the_ffn_input_beside_the_ffn(norm_first):
+  """He et al. (2022), written out in NumPy from the block's sub-layers: the
+  FFN input h (post-LN: after the attention LayerNorm; pre-LN: after the
+  output LayerNorm) feeds both the FFN and the adapter, whose update, times
+  4, joins the FFN output before the residual add. Pfeiffer's and Houlsby's
+  FFN placements must be far from it."""
+  tf_keras.utils.set_random_seed(2)
+  block = AdapterTransformerBlock(adapter_size=M, adapter_init_scale=0.5,
+                                  adapter_type="parallel",
+                                  norm_first=norm_first, **CONFIG)
+  x, mask = _inputs()
+  out = block([x, mask], training=False).numpy()
+  (adapter,) = block.adapters
+  attention_ln, output_ln = block._attention_layer_norm, block._output_layer_norm
+  if norm_first:
+    residual = (x + block._attention_layer(
+        query=attention_ln(x), value=attention_ln(x), key=attention_ln(x),
+        attention_mask=mask)).numpy()
+    h = _numpy_layer_norm(output_ln, residual)
+    finish = lambda s: s
+  else:
+    attention = block._attention_layer(query=x, value=x, key=x,
+                                       attention_mask=mask)
+    residual = h = attention_ln(x + attention).numpy().astype(np.float64)
+    finish = lambda s: _numpy_layer_norm(output_ln, s)
+  ffn, update = _numpy_ffn(block, h), _numpy_adapter_update(adapter, h)
+  np.testing.assert_allclose(out, finish(residual + ffn + 4 * update),
+                             rtol=0, atol=1e-4)
+  for wrong in (finish(residual + ffn + update),  # s = 1
+                finish(residual + ffn + _numpy_adapter_update(adapter, ffn))):
+    assert np.abs(out - wrong).max() > 0.05
+
+
+def test_parallel_keeps_the_parent_names_and_adds_one_adapter():
+  block = AdapterTransformerBlock(adapter_size=M, adapter_type="parallel",
+                                  **CONFIG)
+  block(_inputs())
+  parent = nlp_layers.TransformerEncoderBlock(**CONFIG)
+  parent(_inputs())
+  assert {_relative(v) for v in parent.weights} <= {
+      _relative(v) for v in block.weights}
+  assert [a.name for a in block.adapters] == ["adapter_ffn"]
+  assert block.count_params() == parent.count_params() + 2 * M * D + D + M
+  clone = AdapterTransformerBlock.from_config(block.get_config())
+  assert clone.adapter_type == "parallel"
+  # The FFN input is handed over within one call, not kept after it.
+  assert block._intermediate_dense.kept.inputs is None
+
+
+_MIRRORED_SCRIPT = """
+import numpy as np, tensorflow as tf, tf_keras
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from keras_adapters.layers.adapter_transformer_block import (
+    AdapterTransformerBlock)
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+  tf_keras.utils.set_random_seed(0)
+  block = AdapterTransformerBlock(
+      adapter_size=4, adapter_init_scale=0.5, adapter_type="parallel",
+      num_attention_heads=2, inner_dim=32, inner_activation="gelu")
+  block(tf.zeros([1, 3, 16]))
+x = tf.random.stateless_normal([4, 3, 16], seed=[1, 2])
+halves = strategy.experimental_distribute_values_from_function(
+    lambda context: x[2 * context.replica_id_in_sync_group:][:2])
+out = tf.function(lambda b: strategy.run(block, args=(b,)))(halves)
+both = np.concatenate(strategy.experimental_local_results(out))
+print(strategy.num_replicas_in_sync, np.abs(both - block(x).numpy()).max())
+"""
+
+
+@pytest.mark.large  # a fresh process (logical devices)
+def test_parallel_adapters_under_mirrored_replicas_match_one_device():
+  """MirroredStrategy traces each replica's block call in a thread of its
+  own: each must get its own FFN input handed over."""
+  import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
+  from harness import subprocess_env  # pylint: disable=g-import-not-at-top
+  proc = subprocess.run([sys.executable, "-c", _MIRRORED_SCRIPT],
+                        env=subprocess_env(), capture_output=True, text=True,
+                        timeout=300, check=False)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  replicas, max_diff = proc.stdout.split()
+  assert replicas == "2" and float(max_diff) < 1e-5, proc.stdout

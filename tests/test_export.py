@@ -282,25 +282,28 @@ def test_multitask_rejects_unusable_packs(exported, tmp_path):
     export_pack(packs["mrpc"], str(exported["dirs"]["mrpc"]), pre)
 
 
-def test_pfeiffer_packs_export_alone_and_together(tmp_path):
-  """Pfeiffer packs (one adapter per block, around the output LayerNorm)
-  serve as they compute in Keras, one task per SavedModel and two tasks in
-  one (reloaded in this process); a Houlsby pack cannot join them."""
+@pytest.mark.parametrize("adapter_type", ["pfeiffer", "parallel"])
+def test_one_adapter_per_block_packs_export_alone_and_together(tmp_path,
+                                                               adapter_type):
+  """Pfeiffer packs (one adapter per block, around the output LayerNorm) and
+  parallel ones (beside the FFN) serve as they compute in Keras, one task per
+  SavedModel and two tasks in one (reloaded in this process); a Houlsby pack
+  cannot join them."""
   from keras_adapters.loaders import load_pretrained  # pylint: disable=g-import-not-at-top
   pre = load_pretrained()
   packs, refs = {}, {}
-  for i, (task, adapter_type) in enumerate((("sst-2", "pfeiffer"),
-                                            ("mrpc", "pfeiffer"),
-                                            ("sts-b", "houlsby"))):
+  for i, (task, pack_type) in enumerate((("sst-2", adapter_type),
+                                         ("mrpc", adapter_type),
+                                         ("sts-b", "houlsby"))):
     labels, _, pair = TASKS[task]
     tf_keras.utils.set_random_seed(10 + i)
     model, encoder = build_classifier(pre.encoder, 2, "adapter", 16,
                                       adapter_init_scale=0.05,
-                                      adapter_type=adapter_type)
+                                      adapter_type=pack_type)
     packs[task] = str(tmp_path / f"{task}.npz")
     adapter_pack.save_adapter_pack(packs[task], model, encoder, dict(
         task_name=task, labels=["0", "1"], fine_tune_mode="adapter",
-        adapter_type=adapter_type, adapter_size=16, max_seq_length=SEQ))
+        adapter_type=pack_type, adapter_size=16, max_seq_length=SEQ))
     a, b = _dev(task)
     refs[task] = (a, b, _reference(model, pre, pair, False, a, b)[0])
   houlsby = packs.pop("sts-b")

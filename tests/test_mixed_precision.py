@@ -14,11 +14,12 @@ from keras_adapters import precision
 from keras_adapters.models import AdapterTextClassifier
 
 
-def _classifier(policy, dropout_rate=0.1):
+def _classifier(policy, dropout_rate=0.1, adapter_type="houlsby"):
   with precision.global_policy(policy):
     encoder = harness.tiny_encoder(dropout_rate=dropout_rate)
     return AdapterTextClassifier(encoder, None, num_classes=2, adapter_size=8,
-                                 dropout_rate=dropout_rate, seed=1)
+                                 dropout_rate=dropout_rate, seed=1,
+                                 adapter_type=adapter_type)
 
 
 def _batch(n=8, length=16):
@@ -58,8 +59,11 @@ def test_bf16_keeps_variables_logits_and_loss_in_float32():
   assert block(tf.ones([1, 3, 32])).dtype == tf.float32
 
 
-def test_bf16_training_moves_the_adapters_with_a_finite_loss():
-  model = _classifier("mixed_bfloat16")
+@pytest.mark.parametrize("adapter_type", ["houlsby", "pfeiffer", "parallel"])
+def test_bf16_training_moves_the_adapters_with_a_finite_loss(adapter_type):
+  model = _classifier("mixed_bfloat16", adapter_type=adapter_type)
+  block = model.encoder.transformer_layers[0]
+  assert block(tf.ones([1, 3, 32])).dtype == tf.float32
   model.compile_adamw(4, warmup_proportion=0.0)
   adapter = model.encoder.adapters[0]
   before = [v.numpy() for v in adapter.weights]

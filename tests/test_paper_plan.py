@@ -28,10 +28,11 @@ def test_every_point_once_and_seed1_best_of_a_swept_method_dropped():
   points = plan.unique_points()
   keys = [(p["task"], p["method"], p["lr"], p["seed"], p["init"],
            p["epochs"], p["batching"]) for _, p in points]
-  assert len(keys) == len(set(keys)) == 210
+  assert len(keys) == len(set(keys)) == 214
   # Blocks 1-9 had 166 points; block 13 sweeps m=8 and so takes over block
   # 3's 4 seed-1 m=8 points (one rate of its grid).
-  assert sum(not block.startswith(("8_", "10_", "11_", "12_", "13_", "14_"))
+  assert sum(not block.startswith(("8_", "10_", "11_", "12_", "13_", "14_",
+                                   "15_"))
              for block, _ in points) == 162
   # Block 14: Pfeiffer m=64 on the 4 small tasks, at m=64's best rate.
   pfeiffer = [p for block, p in points if block == "14_pfeiffer"]
@@ -39,6 +40,12 @@ def test_every_point_once_and_seed1_best_of_a_swept_method_dropped():
       (t, "pfeiffer64", "best:adapter64") for t in plan.SMALL_TASKS]
   assert "--adapter_type=pfeiffer --deterministic" in plan.command(
       pfeiffer[0], "1e-3", "out")
+  # Block 15: the same for parallel adapters.
+  parallel = [p for block, p in points if block == "15_parallel"]
+  assert [(p["task"], p["method"], p["lr"]) for p in parallel] == [
+      (t, "parallel64", "best:adapter64") for t in plan.SMALL_TASKS]
+  assert "--adapter_type=parallel --deterministic" in plan.command(
+      parallel[0], "1e-3", "out")
   # Block 9: MRPC's dynamic-padding seeds are block 1/2's runs; new are the
   # 6 bucketed runs and SST-2's dynamic seeds 2-3.
   assert sum(block == "9_bucketing" for block, _ in points) == 8

@@ -204,8 +204,10 @@ def test_eval_every_epochs_writes_the_curve_and_leaves_training_alone(
   assert not (tmp_path / "off" / "dev_curve.jsonl").exists()
 
 
-def test_pfeiffer_adapters_train_and_their_pack_evaluates_alike(tmp_path):
-  """--adapter_type=pfeiffer: one adapter per block (6 x (2*384*64 + 384 +
+@pytest.mark.parametrize("adapter_type", ["pfeiffer", "parallel"])
+def test_one_adapter_per_block_types_train_and_their_pack_evaluates_alike(
+    tmp_path, adapter_type):
+  """--adapter_type=pfeiffer or parallel: one adapter per block (6 x (2*384*64 + 384 +
   64) = 297,600 weights on MiniLM), recorded in the pack; evaluating from
   the pack alone (no --adapter_type) rebuilds that model and gives the
   trained run's dev results."""
@@ -215,12 +217,12 @@ def test_pfeiffer_adapters_train_and_their_pack_evaluates_alike(tmp_path):
   flags = ["--task_name=MRPC", "--do_eval", f"--data_dir={data}",
            "--max_seq_length=32", "--train_batch_size=2"]
   returncode, stdout, stderr = _finish(_start(
-      flags + ["--do_train", "--num_train_epochs=1", "--adapter_type=pfeiffer",
+      flags + ["--do_train", "--num_train_epochs=1", f"--adapter_type={adapter_type}",
                "--adapter_init_scale=0.05"], tmp_path / "train"), 900)
   assert returncode == 0, stderr[-3000:]
   assert "adapters 297,600" in stdout, stdout
   with np.load(tmp_path / "train" / "adapter_pack.npz") as pack:
-    assert json.loads(str(pack["__config__"]))["adapter_type"] == "pfeiffer"
+    assert json.loads(str(pack["__config__"]))["adapter_type"] == adapter_type
   returncode, _, stderr = _finish(_start(
       flags + [f"--adapter_pack={tmp_path / 'train' / 'adapter_pack.npz'}"],
       tmp_path / "eval"), 900)

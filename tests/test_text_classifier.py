@@ -144,19 +144,21 @@ def test_save_and_load_adapters_round_trip(trained, mrpc, tmp_path):
     reloaded.predict(dev_x[0])
 
 
-def test_pfeiffer_adapters_fit_save_and_reload(mrpc, tmp_path):
+@pytest.mark.parametrize("adapter_type", ["pfeiffer", "parallel"])
+def test_one_adapter_per_block_types_fit_save_and_reload(mrpc, tmp_path,
+                                                        adapter_type):
   x, y, dev_x, _ = mrpc
   clf = AdapterTextClassifier.from_preset(
-      task_name="MRPC", max_seq_length=SEQ, seed=3, adapter_type="pfeiffer",
+      task_name="MRPC", max_seq_length=SEQ, seed=3, adapter_type=adapter_type,
       adapter_init_scale=0.05)
   assert len(clf.encoder.adapters) == 6  # one per block
   before = [v.numpy() for v in clf.encoder.adapters[0].weights]
   clf.fit(x, y, batch_size=32, epochs=1, verbose=0)
   assert all(np.abs(b - v.numpy()).max() > 0 for b, v in zip(
       before, clf.encoder.adapters[0].weights))
-  path = clf.save_adapters(str(tmp_path / "pfeiffer.npz"))
+  path = clf.save_adapters(str(tmp_path / f"{adapter_type}.npz"))
   reloaded = AdapterTextClassifier.load_adapters(path)
-  assert reloaded.encoder.get_config()["adapter_type"] == "pfeiffer"
+  assert reloaded.encoder.get_config()["adapter_type"] == adapter_type
   np.testing.assert_array_equal(reloaded.predict(dev_x), clf.predict(dev_x))
 
 

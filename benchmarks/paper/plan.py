@@ -61,8 +61,11 @@ LR_GRID = {
 # Dev examples per task (the dev curve's evaluations cost a forward pass each).
 DEV_ROWS = {"MRPC": 408, "RTE": 277, "STS-B": 1500, "CoLA": 1043,
             "SST-2": 872}
-TABLE_METHODS = ("adapter8", "adapter64", "adapter256", "pfeiffer64", "full",
-                 "top1", "top3", "ln")
+TABLE_METHODS = ("adapter8", "adapter64", "adapter256", "pfeiffer64",
+                 "parallel64", "full", "top1", "top3", "ln")
+# Adapter types other than the paper's, as method-name prefixes
+# ('pfeiffer64': --adapter_type=pfeiffer --adapter_size=64).
+OTHER_ADAPTER_TYPES = ("pfeiffer", "parallel")
 INIT_SCALES = ("1e-7", "1e-6", "1e-5", "1e-4", "1e-3", "1e-2", "1e-1", "1")
 DEFAULT_INIT = "1e-3"
 
@@ -84,7 +87,7 @@ PADDING_FACTOR = {"MRPC": 0.62, "RTE": 1.0, "STS-B": 0.55, "CoLA": 0.36,
 
 def lr_source(method):
   """The swept method whose best learning rate `method` trains at."""
-  if method.startswith(("adapter", "pfeiffer")):
+  if method.startswith(("adapter",) + OTHER_ADAPTER_TYPES):
     return "adapter64"
   if method.startswith("top"):
     return "top3"
@@ -95,14 +98,16 @@ SWEPT = ("adapter64", "full", "top3", "ln")
 
 
 def method_settings(method):
-  """'adapter64' / 'pfeiffer64' / 'full' / 'top3' / 'ln' -> run_classifier
-  flags dict ('adapter<m>': the paper's placement; 'pfeiffer<m>': one
-  adapter per block, --adapter_type=pfeiffer)."""
+  """'adapter64' / 'pfeiffer64' / 'parallel64' / 'full' / 'top3' / 'ln' ->
+  run_classifier flags dict ('adapter<m>': the paper's placement;
+  '<type><m>': --adapter_type=<type>, OTHER_ADAPTER_TYPES)."""
   if method.startswith("adapter"):
     return dict(fine_tune_mode="adapter", adapter_size=int(method[7:]))
-  if method.startswith("pfeiffer"):
-    return dict(fine_tune_mode="adapter", adapter_size=int(method[8:]),
-                adapter_type="pfeiffer")
+  for adapter_type in OTHER_ADAPTER_TYPES:
+    if method.startswith(adapter_type):
+      return dict(fine_tune_mode="adapter",
+                  adapter_size=int(method[len(adapter_type):]),
+                  adapter_type=adapter_type)
   if method.startswith("top"):
     return dict(fine_tune_mode="top_k", top_k_layers=int(method[3:]))
   return dict(full=dict(fine_tune_mode="full"),
@@ -217,6 +222,9 @@ def blocks():
       ("14_pfeiffer", "adapter variants: Pfeiffer's placement (one adapter "
        "per block, after the feed-forward layer), m=64 at the m=64 best "
        "rate, seed 1", _at_best(SMALL_TASKS, ("pfeiffer64",), (1,))),
+      ("15_parallel", "adapter variants: parallel adapters (one per block, "
+       "beside the feed-forward layer, update x4), m=64 at the m=64 best "
+       "rate, seed 1", _at_best(SMALL_TASKS, ("parallel64",), (1,))),
   ]
 
 

@@ -2,4 +2,4 @@
 drivers' flags can offer it without importing TensorFlow."""
 
 # Where the adapters go in each Transformer block (adapter_transformer_block).
-ADAPTER_TYPES = ("houlsby", "pfeiffer")
+ADAPTER_TYPES = ("houlsby", "pfeiffer", "parallel")

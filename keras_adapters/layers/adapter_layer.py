@@ -55,12 +55,14 @@ class AdapterLayer(tf_keras.layers.Layer):
       return tf_keras.initializers.Zeros()
     return tf_keras.initializers.TruncatedNormal(stddev=self.init_scale)
 
-  def call(self, inputs, residual=None):
-    """`residual + up(activation(down(inputs)))`; `residual` defaults to
-    `inputs` (the internal skip)."""
+  def call(self, inputs, residual=None, scale=1.0):
+    """`residual + scale * up(activation(down(inputs)))`; `residual` defaults
+    to `inputs` (the internal skip)."""
     residual = inputs if residual is None else residual
     hidden = self.activation(self.down_project(inputs))
     update = self.up_project(hidden)
+    if scale != 1.0:
+      update = update * scale
     if update.dtype != residual.dtype or residual.dtype in (tf.bfloat16,
                                                             tf.float16):
       return tf.cast(residual, tf.float32) + tf.cast(update, tf.float32)

@@ -1,6 +1,8 @@
 """Model Garden's Transformer block with adapters: two per block (Houlsby et
-al., 2019, Figure 2, left) or one after the feed-forward sub-layer (Pfeiffer
-et al., 2021)."""
+al., 2019, Figure 2, left), one after the feed-forward sub-layer (Pfeiffer
+et al., 2021) or one beside it (He et al., 2022)."""
+
+import threading
 
 import tensorflow as tf
 import tf_keras
@@ -37,6 +39,43 @@ class _NormAdapterNorm(tf_keras.layers.Layer):
     return self.norm(self.adapter(self.norm(inputs), residual=inputs))
 
 
+# He et al. (2022) scale a parallel adapter's update by s = 4 (their Table 4;
+# AdapterHub's ParBnConfig default).
+PARALLEL_SCALE = 4.0
+
+
+class _KeepInput(tf_keras.layers.Layer):
+  """Runs `layer` and keeps its input in `self.kept.inputs` for a later
+  sub-layer of the same block call (the parent's call passes the FFN input
+  only to the FFN's first dense). Thread-local, not tracked: MirroredStrategy
+  traces each replica's call in a thread of its own."""
+
+  def __init__(self, layer, **kwargs):
+    super().__init__(**kwargs)
+    self.layer = layer
+    self.kept = threading.local()
+
+  def call(self, inputs):
+    self.kept.inputs = inputs
+    return self.layer(inputs)
+
+
+class _DropoutPlusParallelAdapter(tf_keras.layers.Layer):
+  """The FFN's output dropout plus the scaled adapter update of the FFN input
+  that `kept` holds: ffn(h) + s * update(h), before the residual add."""
+
+  def __init__(self, dropout, adapter, kept, **kwargs):
+    super().__init__(**kwargs)
+    self.dropout = dropout
+    self.adapter = adapter
+    self.kept = kept
+
+  def call(self, inputs, training=None):
+    ffn_input, self.kept.inputs = self.kept.inputs, None  # set by _KeepInput
+    return self.adapter(ffn_input, residual=self.dropout(
+        inputs, training=training), scale=PARALLEL_SCALE)
+
+
 @tf_keras.utils.register_keras_serializable(package="keras_adapters")
 class AdapterTransformerBlock(nlp_layers.TransformerEncoderBlock):
   """`TransformerEncoderBlock` with adapters (`adapter_type`, ADAPTER_TYPES).
@@ -47,6 +86,9 @@ class AdapterTransformerBlock(nlp_layers.TransformerEncoderBlock):
   "pfeiffer": one adapter per block, after the feed-forward sub-layer: it
   reads the output LayerNorm's result and adds its update before that same
   LayerNorm is applied again (Pfeiffer et al., 2021; `_NormAdapterNorm`).
+  "parallel": one adapter per block, beside the feed-forward sub-layer: it
+  reads the FFN's input h and adds PARALLEL_SCALE times its update to the
+  FFN's output, before the residual add (He et al., 2022).
   The parent's `call` is reused unchanged: the adapters ride on layers it
   already applies at exactly those points. With `adapter_size=0` the block is
   exactly the parent block.
@@ -90,8 +132,11 @@ class AdapterTransformerBlock(nlp_layers.TransformerEncoderBlock):
       else:
         query = value = tf.TensorShape(input_shape)
       attention._build_from_signature(query=query, value=value)
-    if not self.adapter_size:
-      return
+    if self.adapter_size:
+      self._place_adapters(input_shape)
+
+  def _place_adapters(self, input_shape):
+    """Creates the adapters and wraps the parent's sub-layers with them."""
     make = lambda name: AdapterLayer(
         self.adapter_size, self.adapter_init_scale, self.adapter_activation,
         name=name)
@@ -103,6 +148,15 @@ class AdapterTransformerBlock(nlp_layers.TransformerEncoderBlock):
       self._output_layer_norm = _NormAdapterNorm(
           _built(self._output_layer_norm, input_shape), self.adapters[0],
           name="output_layer_norm_adapter")
+      return
+    if self.adapter_type == "parallel":
+      self.adapters = [make("adapter_ffn")]
+      self._intermediate_dense = _KeepInput(
+          _built(self._intermediate_dense, input_shape),
+          name="intermediate_keep_input")
+      self._output_dropout = _DropoutPlusParallelAdapter(
+          self._output_dropout, self.adapters[0],
+          self._intermediate_dense.kept, name="output_dropout_adapter")
       return
     self.adapters = [make("adapter_attention"), make("adapter_ffn")]
     self._attention_dropout = _DropoutThenAdapter(

@@ -69,7 +69,8 @@ def add_adapters(encoder, adapter_size=64, init_scale=1e-3, activation="gelu",
       encoder compute exactly what `encoder` computes.
     activation: the adapters' nonlinearity.
     adapter_type: where the adapters go: "houlsby" (two per block, the
-      paper's) or "pfeiffer" (one per block, after the feed-forward layer).
+      paper's), "pfeiffer" (one per block, after the feed-forward layer) or
+      "parallel" (one per block, beside the feed-forward layer).
 
   Example:
 

@@ -6,6 +6,7 @@ import os
 
 from keras_adapters import adapter_pack
 from keras_adapters.errors import UserInputError
+from keras_adapters.layers import ADAPTER_TYPES
 
 
 def check_export_dir(export_dir):
@@ -50,7 +51,8 @@ def check_packs(packs, multitask=True):
       raise UserInputError(f"{path}: fine_tune_mode={c['fine_tune_mode']}; "
                            "multi-task export takes adapter packs only "
                            "(export other modes one task per SavedModel)")
-    for key, default in (("adapter_type", "houlsby"), ("adapter_size", None)):
+    for key, default in (("adapter_type", ADAPTER_TYPES[0]),
+                         ("adapter_size", None)):
       if c.get(key, default) != configs[0].get(key, default):
         raise UserInputError(f"{path}: {key} {c.get(key, default)} != "
                              f"{configs[0].get(key, default)} of {packs[0]}; "

@@ -25,6 +25,7 @@ import tf_keras
 
 from keras_adapters import adapter_pack
 from keras_adapters.errors import UserInputError
+from keras_adapters.layers import ADAPTER_TYPES
 from keras_adapters.models.text_preprocessor import AdapterTextPreprocessor
 from keras_adapters.models.text_preprocessor import IDS
 from keras_adapters.serving import common
@@ -144,7 +145,7 @@ class MultiTaskServer(tf.Module):
     model, encoder = build_classifier(
         pretrained.encoder, max_classes, "adapter",
         configs[0].get("adapter_size", 64),
-        adapter_type=configs[0].get("adapter_type", "houlsby"))
+        adapter_type=configs[0].get("adapter_type", ADAPTER_TYPES[0]))
     fingerprint = adapter_pack.backbone_fingerprint(model, encoder)
     for path, c in zip(packs, configs):
       if c.get("fingerprint") != fingerprint:
