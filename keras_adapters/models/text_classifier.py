@@ -113,8 +113,8 @@ class AdapterTextClassifier(models.BertClassifier):
         task_name (a GLUE name sets labels, pairs and metrics),
         fine_tune_mode, adapter_type ("houlsby", the paper's two adapters per
         block; "pfeiffer", one after the feed-forward layer; "parallel", one
-        beside it), adapter_size,
-        adapter_init_scale, top_k_layers, dropout_rate.
+        beside it), adapter_size, adapter_init_scale, top_k_layers,
+        dropout_rate.
     """
     from keras_adapters.loaders import load_pretrained  # pylint: disable=g-import-not-at-top
     if seed is not None:
