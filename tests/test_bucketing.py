@@ -7,6 +7,7 @@ import collections
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -126,6 +127,7 @@ def test_boundaries_and_step_count():
 
 _XLA_SCRIPT = """
 import sys
+import types
 import tf_keras
 from harness import DATA, tiny_encoder
 from keras_adapters.models.text_classifier import AdapterTextClassifier
@@ -260,3 +262,32 @@ def test_fit_groups_by_length_but_not_with_buckets_too(mrpc):
   history = model.fit(texts, labels, batch_size=BATCH, epochs=2,
                       group_by_length=True, verbose=0)
   assert len(history.history["loss"]) == 2
+
+
+class _CountingModel:
+  """Stands in for the classifier: counts how often the stream is built."""
+
+  def __init__(self):
+    self.builds = 0
+
+  def train_batches(self, texts, labels, batch_size, skip, *options):
+    del texts, labels, batch_size, options
+    self.builds += 1
+    return tf.data.Dataset.range(100).skip(skip), 7
+
+
+def test_the_driver_task_tokenizes_the_training_set_once():
+  """run_classifier's task counts the bucketed steps and then trains on the
+  same stream (skipping into it on resume), not on a second tokenization."""
+  from keras_adapters.tasks.classification import ClassificationTask  # pylint: disable=g-import-not-at-top
+  from keras_adapters.tasks.classification import DataSource  # pylint: disable=g-import-not-at-top
+  task = ClassificationTask(DataSource("MRPC", str(GLUE_DIR / "MRPC")),
+                            ["train"], bucket_by_length=True)
+  model, settings = _CountingModel(), types.SimpleNamespace(
+      train_batch_size=BATCH)
+  assert task.num_train_batches(model, settings) == 7
+  first = lambda skip, n: list(
+      task.train_batches(model, settings, skip).take(n).as_numpy_iterator())
+  assert first(3, 2) == [3, 4]
+  assert first(0, 1) == [0]
+  assert model.builds == 1

@@ -68,6 +68,7 @@ class ClassificationTask:
     self.eval_every_epochs = eval_every_epochs
     self.report_train_tokens = report_train_tokens
     self.batch_size = dict(dev=eval_batch_size, test=predict_batch_size)
+    self._stream = None
 
   def check_pack(self, config, path):
     if config.get("labels") != self.labels:
@@ -104,17 +105,22 @@ class ClassificationTask:
   def num_train_batches(self, model, settings):
     if not self.bucket_by_length:
       return self.num_train_examples() // settings.train_batch_size
-    return self._train_batches(model, settings, 0)[1]  # counts the lengths
+    return self._train_stream(model, settings)[1]  # counts the lengths
 
   def train_batches(self, model, settings, skip):
-    return self._train_batches(model, settings, skip)[0]
+    ds = self._train_stream(model, settings)[0]
+    return ds.skip(skip) if skip else ds
 
-  def _train_batches(self, model, settings, skip):
-    train = self.examples["train"]
-    return model.train_batches(
-        _texts(train), [e.label for e in train], settings.train_batch_size,
-        skip, self.dynamic_padding, self.bucket_by_length,
-        self.group_by_length)
+  def _train_stream(self, model, settings):
+    """(batches from the start, steps per epoch), built once: the bucket
+    count tokenizes every training text."""
+    if self._stream is None:
+      train = self.examples["train"]
+      self._stream = model.train_batches(
+          _texts(train), [e.label for e in train], settings.train_batch_size,
+          0, self.dynamic_padding, self.bucket_by_length,
+          self.group_by_length)
+    return self._stream
 
   def train_callbacks(self, model, settings, steps_per_epoch, chief):
     """The dev curve (dev_curve.jsonl) with --eval_every_epochs; the
