@@ -9,6 +9,7 @@ from absl import logging
 
 from keras_adapters.errors import UserInputError
 from keras_adapters.layers import ADAPTER_TYPES
+from keras_adapters.tuning_modes import FINE_TUNE_MODES
 
 FLAGS = flags.FLAGS
 
@@ -43,8 +44,8 @@ def define_common_flags(output_dir_help):
   flags.DEFINE_integer("num_cpu_devices", 1, "Split the CPU into this many "
                        "logical devices (mirrored training without GPUs, "
                        "e.g. to test the multi-replica path).")
-  flags.DEFINE_enum("fine_tune_mode", "adapter",
-                    ["adapter", "full", "top_k", "layer_norm", "head"],
+  flags.DEFINE_enum("fine_tune_mode", FINE_TUNE_MODES[0],
+                    list(FINE_TUNE_MODES),
                     "What trains (see keras_adapters/tuning.py).")
   flags.DEFINE_enum("adapter_type", "houlsby", list(ADAPTER_TYPES),
                     "Where adapters go: houlsby = the paper's two per block "

@@ -18,8 +18,7 @@ from keras_adapters.layers import ADAPTER_TYPES
 from keras_adapters.layers.matmul_attention import use_matmul_attention
 from keras_adapters.networks.adapter_bert_encoder import AdapterBertEncoder
 from keras_adapters.networks.adapter_bert_encoder import add_adapters
-
-FINE_TUNE_MODES = ("adapter", "full", "top_k", "layer_norm", "head")
+from keras_adapters.tuning_modes import FINE_TUNE_MODES
 
 
 def prepare_encoder(encoder, mode, adapter_size=64, init_scale=1e-3,
