@@ -35,11 +35,6 @@ flags.DEFINE_bool("bucket_by_length", False, "Batch training examples of "
                   "on TPU and compiles once per bucket with --jit_compile). "
                   "Every example once per epoch; see "
                   "keras_adapters/data/bucketing.py.")
-flags.DEFINE_bool("group_by_length", False, "Batch training examples of "
-                  "similar length as transformers' Trainer does (sorted "
-                  "groups of 50 batches), each batch cut to its longest "
-                  "example: the least padding on CPU/GPU. Batch shapes vary, "
-                  "so not with TPUs. See keras_adapters/data/bucketing.py.")
 flags.DEFINE_list("bucket_boundaries", [], "With --bucket_by_length: "
                   "increasing bucket lengths in wordpieces (default: 4 equal "
                   "widths of max_seq_length, e.g. 32,64,96,128).")

@@ -75,6 +75,10 @@ def _check_flags():
                          "--predict_batch_size must be positive")
   if FLAGS.n_best_size < 1 or FLAGS.max_answer_length < 1:
     raise UserInputError("--n_best_size and --max_answer_length must be >= 1")
+  if FLAGS.group_by_length and (FLAGS.use_tpu or
+                                FLAGS.distribution_strategy == "tpu"):
+    raise UserInputError("--group_by_length makes batch shapes vary, which "
+                         "TPUs cannot run; drop it for TPU training")
   data.check_window_flags(FLAGS.max_seq_length, FLAGS.doc_stride,
                           FLAGS.max_query_length)
   driver_flags.check_common_flags()

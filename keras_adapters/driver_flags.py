@@ -27,23 +27,13 @@ def define_common_flags(output_dir_help):
   flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps with linear "
                      "learning-rate warmup.")
   flags.DEFINE_integer("save_checkpoints_steps", 1000, "Checkpoint interval.")
-  flags.DEFINE_bool("use_tpu", False, "Train on Cloud TPU.")
-  flags.DEFINE_string("tpu_name", None, "Cloud TPU name or grpc:// address.")
-  flags.DEFINE_string("tpu_zone", None, "GCE zone of the TPU.")
-  flags.DEFINE_string("gcp_project", None, "GCP project of the TPU.")
-  flags.DEFINE_integer("num_tpu_cores", 8, "TPU cores (informational: taken "
-                       "from the TPU system itself).")
-  flags.DEFINE_enum("distribution_strategy", "auto",
-                    ["auto", "off", "one_device", "mirrored",
-                     "multi_worker_mirrored", "tpu"],
-                    "tf.distribute strategy (Model Garden names). auto: tpu "
-                    "with --use_tpu/--tpu_name, multi_worker_mirrored when "
-                    "TF_CONFIG is set, mirrored on several local devices, "
-                    "else off. Batch sizes are global. See "
-                    "docs/DISTRIBUTED.md.")
-  flags.DEFINE_integer("num_cpu_devices", 1, "Split the CPU into this many "
-                       "logical devices (mirrored training without GPUs, "
-                       "e.g. to test the multi-replica path).")
+  flags.DEFINE_bool("group_by_length", False, "Batch training examples of "
+                    "similar length as transformers' Trainer does (sorted "
+                    "groups of 50 batches), each batch cut to its longest "
+                    "example: the least padding on CPU/GPU. Batch shapes "
+                    "vary, so not with TPUs. See "
+                    "keras_adapters/data/bucketing.py.")
+  define_distribution_flags()
   flags.DEFINE_enum("fine_tune_mode", FINE_TUNE_MODES[0],
                     list(FINE_TUNE_MODES),
                     "What trains (see keras_adapters/tuning.py).")
@@ -74,6 +64,27 @@ def define_common_flags(output_dir_help):
                     "loss scaling) for GPUs. Variables, LayerNorms, adapter "
                     "skip adds, logits and loss stay float32. Runs on a CPU "
                     "too, without speed-up (keras_adapters/precision.py).")
+
+
+def define_distribution_flags():
+  """Cloud TPU (Google BERT names) and tf.distribute flags."""
+  flags.DEFINE_bool("use_tpu", False, "Train on Cloud TPU.")
+  flags.DEFINE_string("tpu_name", None, "Cloud TPU name or grpc:// address.")
+  flags.DEFINE_string("tpu_zone", None, "GCE zone of the TPU.")
+  flags.DEFINE_string("gcp_project", None, "GCP project of the TPU.")
+  flags.DEFINE_integer("num_tpu_cores", 8, "TPU cores (informational: taken "
+                       "from the TPU system itself).")
+  flags.DEFINE_enum("distribution_strategy", "auto",
+                    ["auto", "off", "one_device", "mirrored",
+                     "multi_worker_mirrored", "tpu"],
+                    "tf.distribute strategy (Model Garden names). auto: tpu "
+                    "with --use_tpu/--tpu_name, multi_worker_mirrored when "
+                    "TF_CONFIG is set, mirrored on several local devices, "
+                    "else off. Batch sizes are global. See "
+                    "docs/DISTRIBUTED.md.")
+  flags.DEFINE_integer("num_cpu_devices", 1, "Split the CPU into this many "
+                       "logical devices (mirrored training without GPUs, "
+                       "e.g. to test the multi-replica path).")
 
 
 def define_model_flags():

@@ -358,6 +358,11 @@ CASES = {
             "--do_predict", f"--predict_file={_squad(tmp)}",
             f"--adapter_pack={_tiny_pack(tmp)}"],
         ["was trained for task 'mrpc', not SQuAD"]),
+    "squad_group_by_length_on_tpu": Case(
+        "run_squad.py", lambda tmp: [
+            "--do_train", f"--train_file={_squad(tmp)}", "--group_by_length",
+            "--use_tpu", "--tpu_name=x"],
+        ["--group_by_length makes batch shapes vary", "drop it for TPU"]),
     # the exporter (python -m keras_adapters.serving.export)
     "export_over_a_savedmodel": Case(
         "export", lambda tmp: [f"--adapter_pack={_tiny_pack(tmp)}",

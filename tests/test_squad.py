@@ -6,6 +6,7 @@ import copy
 import json
 import re
 import string
+import types
 
 import numpy as np
 import pytest
@@ -228,6 +229,51 @@ def test_long_context_answer_comes_from_a_later_window(dev, tokenizer):
   for qid, answer in LONG.items():
     assert 1 <= len(nbest[qid]) <= 5 and nbest[qid][0]["text"] == answer
     assert nbest[qid][0]["probability"] > 0.99
+
+
+def _rows(batch):
+  """(word ids without padding, start, end) of every row of a batch."""
+  inputs, (starts, ends) = batch
+  return [(tuple(ids[:mask.sum()]), s, e) for ids, mask, s, e in zip(
+      inputs["input_word_ids"], inputs["input_mask"], starts, ends)]
+
+
+@needs_data
+def test_grouped_training_windows_pad_little_and_keep_their_labels(
+    tokenizer):
+  """run_squad --group_by_length: a pass feeds each window (with its own
+  start/end) at most once, in full batches cut to their longest window, far
+  below the static 384; a resumed stream skips into the same order."""
+  squad = data.read_squad_file(str(DEV), is_training=True)
+  features = data.convert_examples_to_features(
+      squad.examples[:300], tokenizer, is_training=True, max_seq_length=384,
+      doc_stride=128, max_query_length=64)
+  batch, passes = 8, len(features) // 8
+  windows = collections.Counter(_rows(next(
+      data.train_dataset(features, len(features)).as_numpy_iterator())))
+  stream = data.train_dataset(features, batch, seed=3, group_by_length=True)
+  batches = list(stream.take(passes).as_numpy_iterator())
+  seen = collections.Counter(row for b in batches for row in _rows(b))
+  assert sum(seen.values()) == passes * batch
+  assert not seen - windows  # each window at most as often as it exists
+  widths = [b[0]["input_mask"].shape[1] for b in batches]
+  assert widths == [b[0]["input_mask"].sum(axis=1).max() for b in batches]
+  assert sum(widths) < 0.5 * 384 * passes  # SQuAD windows average ~150
+  resumed = data.train_dataset(features, batch, seed=3, skip=5,
+                               group_by_length=True)
+  assert _rows(next(resumed.as_numpy_iterator())) == _rows(batches[5])
+  # The driver's task passes the flag on: static windows without it.
+  from keras_adapters.tasks.squad import SquadOptions, SquadTask  # pylint: disable=g-import-not-at-top
+  for grouped, width in ((False, 384), (True, None)):
+    task = SquadTask(SquadOptions(types.SimpleNamespace(
+        max_seq_length=384, doc_stride=128, max_query_length=64,
+        predict_batch_size=8, n_best_size=20, max_answer_length=30,
+        version_2_with_negative=False, null_score_diff_threshold=0.0,
+        group_by_length=grouped)))
+    task.features["train"] = features
+    ds = task.train_batches(None, types.SimpleNamespace(
+        train_batch_size=batch, seed=3), 0)
+    assert ds.element_spec[0]["input_word_ids"].shape[1] == width
 
 
 def test_window_flags_are_checked():
@@ -528,9 +574,9 @@ def _check_v2_outputs(out2, nbest, qids):
 @pytest.mark.large
 @needs_data
 def test_run_squad_end_to_end(dev_json, tiny_checkpoint, tmp_path):
-  # Train on one small real article; predict on a long-paragraph article
-  # slice (so several windows per question), then predict again in SQuAD 2.0
-  # mode from the saved checkpoint.
+  # Train on one small real article (batches grouped by length); predict on
+  # a long-paragraph article slice (so several windows per question), then
+  # predict again in SQuAD 2.0 mode from the saved checkpoint.
   train = {"version": "1.1", "data": [dev_json["data"][29]]}  # Construction
   eu = copy.deepcopy(dev_json["data"][15])  # European_Union_law
   eu["paragraphs"] = eu["paragraphs"][:6]
@@ -545,7 +591,8 @@ def test_run_squad_end_to_end(dev_json, tiny_checkpoint, tmp_path):
       "--do_train", "--do_predict", "--train_file",
       _write(tmp_path, "train.json", train), "--predict_file",
       _write(tmp_path, "predict.json", predict), "--train_batch_size", "16",
-      "--num_train_epochs", "0.1", "--save_checkpoints_steps", "2", *common)
+      "--num_train_epochs", "0.1", "--save_checkpoints_steps", "2",
+      "--group_by_length", *common)
   assert result.returncode == 0, result.stderr[-3000:]
   assert "Saved the trained variables" in result.stdout
   nbest = _check_v1_outputs(out, eu, qids)

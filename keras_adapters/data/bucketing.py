@@ -117,11 +117,11 @@ def grouped_batches(examples: tf.data.Dataset, num_examples: int,
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from keras_adapters.data import features as features_lib  # pylint: disable=g-import-not-at-top
 
-  def longest_first(features, labels):
+  def longest_first(features, labels):  # labels: a tensor or a tuple
     order = tf.argsort(tf.reduce_sum(features["input_mask"], axis=1),
                        direction="DESCENDING", stable=True)
-    return ({k: tf.gather(v, order) for k, v in features.items()},
-            tf.gather(labels, order))
+    return tf.nest.map_structure(lambda t: tf.gather(t, order),
+                                 (features, labels))
 
   ds = examples.shuffle(num_examples, seed=seed, reshuffle_each_iteration=True)
   ds = ds.batch(batch_size * MEGABATCH).map(longest_first).unbatch()

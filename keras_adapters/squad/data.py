@@ -355,14 +355,21 @@ def feature_arrays(features):
   return inputs, labels
 
 
-def train_dataset(features, batch_size, seed=0, skip=0):
+def train_dataset(features, batch_size, seed=0, skip=0,
+                  group_by_length=False):
   """Shuffled (every epoch anew, fixed by `seed`), repeated, full batches;
-  `skip` batches dropped so a resumed run continues where it stopped."""
+  `skip` batches dropped so a resumed run continues where it stopped. With
+  `group_by_length`, batches of windows of similar length, each cut to its
+  longest (keras_adapters/data/bucketing.py)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from keras_adapters.data import bucketing  # pylint: disable=g-import-not-at-top
   inputs, labels = feature_arrays(features)
   ds = tf.data.Dataset.from_tensor_slices((inputs, labels))
-  ds = ds.shuffle(len(features), seed=seed, reshuffle_each_iteration=True)
-  ds = ds.repeat().batch(batch_size, drop_remainder=True)
+  if group_by_length:
+    ds = bucketing.grouped_batches(ds, len(features), batch_size, seed)
+  else:
+    ds = ds.shuffle(len(features), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.repeat().batch(batch_size, drop_remainder=True)
   if skip:
     ds = ds.skip(skip)
   return ds.prefetch(tf.data.AUTOTUNE)

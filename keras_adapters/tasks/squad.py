@@ -21,6 +21,7 @@ class SquadOptions:
                        doc_stride=f.doc_stride,
                        max_query_length=f.max_query_length)
     self.predict_batch_size = f.predict_batch_size
+    self.group_by_length = f.group_by_length
     self.n_best_size, self.max_answer_length = (f.n_best_size,
                                                 f.max_answer_length)
     self.version_2 = f.version_2_with_negative
@@ -113,7 +114,8 @@ class SquadTask:
     del model
     from keras_adapters.squad import data  # pylint: disable=g-import-not-at-top
     return data.train_dataset(self.features["train"],
-                              settings.train_batch_size, settings.seed, skip)
+                              settings.train_batch_size, settings.seed, skip,
+                              self.options.group_by_length)
 
   def train_callbacks(self, model, settings, steps_per_epoch, chief):
     del model, settings, steps_per_epoch, chief
