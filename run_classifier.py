@@ -29,15 +29,6 @@ flags.DEFINE_bool("dynamic_padding", False, "Pad each training batch only "
                   "to its longest example (multiple of 8), not to "
                   "max_seq_length: same batches, faster on CPU/GPU for short "
                   "texts; numbers differ by float rounding. Not with TPUs.")
-flags.DEFINE_bool("bucket_by_length", False, "Batch training examples of "
-                  "similar length: each batch holds one length bucket and is "
-                  "cut to its boundary (a fixed set of shapes, so it works "
-                  "on TPU and compiles once per bucket with --jit_compile). "
-                  "Every example once per epoch; see "
-                  "keras_adapters/data/bucketing.py.")
-flags.DEFINE_list("bucket_boundaries", [], "With --bucket_by_length: "
-                  "increasing bucket lengths in wordpieces (default: 4 equal "
-                  "widths of max_seq_length, e.g. 32,64,96,128).")
 flags.DEFINE_bool("do_eval", False, "Evaluate on dev; writes eval_results.txt.")
 flags.DEFINE_integer("eval_every_epochs", 0, "With --do_train and --do_eval: "
                      "also evaluate dev after every N-th epoch, one JSON line "
@@ -95,38 +86,8 @@ def _check_flags():
       FLAGS.do_train and FLAGS.do_eval)):
     raise UserInputError(f"--eval_every_epochs={FLAGS.eval_every_epochs}: "
                          "give N >= 1 with --do_train and --do_eval, or 0")
-  if FLAGS.dynamic_padding and (FLAGS.use_tpu or
-                                FLAGS.distribution_strategy == "tpu"):
-    raise UserInputError("--dynamic_padding makes batch shapes vary, which "
-                         "TPUs cannot run; drop it for TPU training")
-  if FLAGS.bucket_by_length and FLAGS.dynamic_padding:
-    raise UserInputError("--bucket_by_length already cuts each batch to its "
-                         "bucket; drop --dynamic_padding")
-  if FLAGS.group_by_length and (FLAGS.bucket_by_length or
-                                FLAGS.dynamic_padding):
-    raise UserInputError("--group_by_length already cuts each batch to its "
-                         "longest example; drop --bucket_by_length and "
-                         "--dynamic_padding")
-  if FLAGS.group_by_length and (FLAGS.use_tpu or
-                                FLAGS.distribution_strategy == "tpu"):
-    raise UserInputError("--group_by_length makes batch shapes vary, which "
-                         "TPUs cannot run; use --bucket_by_length")
-  if FLAGS.bucket_boundaries and not FLAGS.bucket_by_length:
-    raise UserInputError("--bucket_boundaries needs --bucket_by_length")
+  driver_flags.check_batching_flags(FLAGS.dynamic_padding)
   driver_flags.check_common_flags()
-
-
-def _bucketing():
-  """False, or the bucket boundaries (checked now, before any slow work)."""
-  if not FLAGS.bucket_by_length:
-    return False
-  from keras_adapters.data import bucketing  # pylint: disable=g-import-not-at-top
-  try:
-    boundaries = [int(b) for b in FLAGS.bucket_boundaries]
-  except ValueError:
-    raise UserInputError(f"--bucket_boundaries {','.join(FLAGS.bucket_boundaries)}"
-                         ": give comma-separated integers") from None
-  return bucketing.boundaries_for(FLAGS.max_seq_length, boundaries)
 
 
 def _task():
@@ -146,7 +107,7 @@ def _task():
   return ClassificationTask(
       source, splits, max_seq_length=FLAGS.max_seq_length,
       dynamic_padding=FLAGS.dynamic_padding,
-      bucket_by_length=_bucketing(),
+      bucket_by_length=driver_flags.bucket_boundaries_from_flags(),
       group_by_length=FLAGS.group_by_length,
       eval_every_epochs=FLAGS.eval_every_epochs,
       report_train_tokens=FLAGS.report_train_tokens,

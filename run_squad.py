@@ -75,12 +75,9 @@ def _check_flags():
                          "--predict_batch_size must be positive")
   if FLAGS.n_best_size < 1 or FLAGS.max_answer_length < 1:
     raise UserInputError("--n_best_size and --max_answer_length must be >= 1")
-  if FLAGS.group_by_length and (FLAGS.use_tpu or
-                                FLAGS.distribution_strategy == "tpu"):
-    raise UserInputError("--group_by_length makes batch shapes vary, which "
-                         "TPUs cannot run; drop it for TPU training")
   data.check_window_flags(FLAGS.max_seq_length, FLAGS.doc_stride,
                           FLAGS.max_query_length)
+  driver_flags.check_batching_flags()
   driver_flags.check_common_flags()
 
 
@@ -88,7 +85,8 @@ def run():
   from keras_adapters.tasks.squad import SquadOptions  # pylint: disable=g-import-not-at-top
   from keras_adapters.tasks.squad import SquadTask  # pylint: disable=g-import-not-at-top
   _check_flags()
-  task = SquadTask(SquadOptions(FLAGS),  # reads the files before TF loads
+  options = SquadOptions(FLAGS, driver_flags.bucket_boundaries_from_flags())
+  task = SquadTask(options,  # reads the files before TF loads
                    FLAGS.train_file if FLAGS.do_train else None,
                    FLAGS.predict_file if FLAGS.do_predict else None)
   from keras_adapters import experiment  # pylint: disable=g-import-not-at-top

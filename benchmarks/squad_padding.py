@@ -1,12 +1,14 @@
-"""What `run_squad.py --group_by_length` saves: the padding in one pass of
-training batches over the real SQuAD v1.1 dev windows, for the driver's
-default (every window padded to max_seq_length) and for grouped batches
-(each cut to its longest window). The batches are the ones run_squad.py
+"""What `run_squad.py --group_by_length` and `--bucket_by_length` save: the
+padding in one pass of training batches over the real SQuAD v1.1 dev
+windows, for the driver's default (every window padded to max_seq_length),
+grouped batches (each cut to its longest window) and length buckets (4 equal
+widths, each batch cut to its boundary; the top-up copies that fill a
+bucket's last batch count as padding). The batches are the ones run_squad.py
 trains on (keras_adapters.squad.data.train_dataset, seed 42). A count, not a
 timing: a batch's attention and feed-forward work grows with its padded
 length. Appends one JSON line per (max_seq_length, mode) to --results.
 
-  python benchmarks/squad_padding.py      # ~30 s on 2 cores
+  python benchmarks/squad_padding.py      # ~1 min on 2 cores
 """
 
 import argparse
@@ -17,18 +19,24 @@ import time
 from fit_timing import GLUE, REPO, append_line
 
 DATA = os.path.dirname(GLUE)
-MODES = ("static", "grouped")
+MODES = ("static", "grouped", "bucketed")
 
 
-def padding(features, batch, grouped):
+def padding(features, batch, mode, seq):
   """(padded tokens, non-padding tokens) over one pass of batches."""
+  from keras_adapters.data import bucketing  # pylint: disable=g-import-not-at-top
   from keras_adapters.squad import data  # pylint: disable=g-import-not-at-top
+  boundaries = bucketing.boundaries_for(seq) if mode == "bucketed" else False
   stream = data.train_dataset(features, batch, seed=42,
-                              group_by_length=grouped)
+                              group_by_length=mode == "grouped",
+                              bucket_boundaries=boundaries)
+  steps = data.train_steps_per_epoch(features, batch, boundaries)
   padded = useful = 0
-  for inputs, _ in stream.take(len(features) // batch).as_numpy_iterator():
-    padded += inputs["input_mask"].size
-    useful += int(inputs["input_mask"].sum())
+  for inputs, *rest in stream.take(steps).as_numpy_iterator():
+    mask = inputs["input_mask"]
+    weights = rest[1] if len(rest) == 2 else 1
+    padded += mask.size
+    useful += int((mask.sum(axis=1) * weights).sum())
   return padded, useful
 
 
@@ -53,7 +61,7 @@ def main():
         squad.examples, tokenizer, is_training=True, max_seq_length=seq,
         doc_stride=args.doc_stride, max_query_length=64)
     for mode in MODES:
-      padded, useful = padding(features, args.batch, mode == "grouped")
+      padded, useful = padding(features, args.batch, mode, seq)
       line = dict(max_seq_length=seq, doc_stride=args.doc_stride,
                   batch=args.batch, questions=len(squad.examples),
                   windows=len(features), mode=mode, padded_tokens=padded,

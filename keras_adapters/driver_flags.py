@@ -27,12 +27,7 @@ def define_common_flags(output_dir_help):
   flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps with linear "
                      "learning-rate warmup.")
   flags.DEFINE_integer("save_checkpoints_steps", 1000, "Checkpoint interval.")
-  flags.DEFINE_bool("group_by_length", False, "Batch training examples of "
-                    "similar length as transformers' Trainer does (sorted "
-                    "groups of 50 batches), each batch cut to its longest "
-                    "example: the least padding on CPU/GPU. Batch shapes "
-                    "vary, so not with TPUs. See "
-                    "keras_adapters/data/bucketing.py.")
+  define_batching_flags()
   define_distribution_flags()
   flags.DEFINE_enum("fine_tune_mode", FINE_TUNE_MODES[0],
                     list(FINE_TUNE_MODES),
@@ -64,6 +59,63 @@ def define_common_flags(output_dir_help):
                     "loss scaling) for GPUs. Variables, LayerNorms, adapter "
                     "skip adds, logits and loss stay float32. Runs on a CPU "
                     "too, without speed-up (keras_adapters/precision.py).")
+
+
+def define_batching_flags():
+  """Training batches of examples of similar length
+  (keras_adapters/data/bucketing.py)."""
+  flags.DEFINE_bool("bucket_by_length", False, "Batch training examples of "
+                    "similar length: each batch holds one length bucket and "
+                    "is cut to its boundary (a fixed set of shapes, so it "
+                    "works on TPU and compiles once per bucket with "
+                    "--jit_compile). Every example once per epoch; see "
+                    "keras_adapters/data/bucketing.py.")
+  flags.DEFINE_list("bucket_boundaries", [], "With --bucket_by_length: "
+                    "increasing bucket lengths in wordpieces (default: 4 "
+                    "equal widths of max_seq_length, e.g. 32,64,96,128).")
+  flags.DEFINE_bool("group_by_length", False, "Batch training examples of "
+                    "similar length as transformers' Trainer does (sorted "
+                    "groups of 50 batches), each batch cut to its longest "
+                    "example: the least padding on CPU/GPU. Batch shapes "
+                    "vary, so not with TPUs. See "
+                    "keras_adapters/data/bucketing.py.")
+
+
+def check_batching_flags(dynamic_padding=False):
+  """Fails on batching flags that contradict each other or the TPU
+  (`dynamic_padding`: run_classifier.py's --dynamic_padding)."""
+  on_tpu = FLAGS.use_tpu or FLAGS.distribution_strategy == "tpu"
+  if dynamic_padding and on_tpu:
+    raise UserInputError("--dynamic_padding makes batch shapes vary, which "
+                         "TPUs cannot run; drop it for TPU training")
+  if FLAGS.bucket_by_length and dynamic_padding:
+    raise UserInputError("--bucket_by_length already cuts each batch to its "
+                         "bucket; drop --dynamic_padding")
+  if FLAGS.group_by_length and (FLAGS.bucket_by_length or dynamic_padding):
+    given = " and ".join(name for name, on in (
+        ("--bucket_by_length", FLAGS.bucket_by_length),
+        ("--dynamic_padding", dynamic_padding)) if on)
+    raise UserInputError("--group_by_length already cuts each batch to its "
+                         f"longest example; drop {given}")
+  if FLAGS.group_by_length and on_tpu:
+    raise UserInputError("--group_by_length makes batch shapes vary, which "
+                         "TPUs cannot run; use --bucket_by_length")
+  if FLAGS.bucket_boundaries and not FLAGS.bucket_by_length:
+    raise UserInputError("--bucket_boundaries needs --bucket_by_length")
+  bucket_boundaries_from_flags()
+
+
+def bucket_boundaries_from_flags():
+  """False, or the bucket boundaries of --bucket_by_length."""
+  if not FLAGS.bucket_by_length:
+    return False
+  from keras_adapters.data import bucketing  # pylint: disable=g-import-not-at-top
+  try:
+    boundaries = [int(b) for b in FLAGS.bucket_boundaries]
+  except ValueError:
+    raise UserInputError(f"--bucket_boundaries {','.join(FLAGS.bucket_boundaries)}"
+                         ": give comma-separated integers") from None
+  return bucketing.boundaries_for(FLAGS.max_seq_length, boundaries)
 
 
 def define_distribution_flags():

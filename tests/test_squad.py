@@ -239,11 +239,11 @@ def _rows(batch):
 
 
 @needs_data
-def test_grouped_training_windows_pad_little_and_keep_their_labels(
-    tokenizer):
+def test_length_batched_training_windows_keep_their_labels(tokenizer):
   """run_squad --group_by_length: a pass feeds each window (with its own
   start/end) at most once, in full batches cut to their longest window, far
-  below the static 384; a resumed stream skips into the same order."""
+  below the static 384; a resumed stream skips into the same order.
+  --bucket_by_length: each window exactly once per pass at weight 1."""
   squad = data.read_squad_file(str(DEV), is_training=True)
   features = data.convert_examples_to_features(
       squad.examples[:300], tokenizer, is_training=True, max_seq_length=384,
@@ -262,18 +262,37 @@ def test_grouped_training_windows_pad_little_and_keep_their_labels(
   resumed = data.train_dataset(features, batch, seed=3, skip=5,
                                group_by_length=True)
   assert _rows(next(resumed.as_numpy_iterator())) == _rows(batches[5])
-  # The driver's task passes the flag on: static windows without it.
+  # The bucketed pass: every window once at weight 1, top-ups at weight 0,
+  # each batch cut to its bucket's boundary.
+  boundaries = [96, 192, 288, 384]
+  steps = data.train_steps_per_epoch(features, batch, boundaries)
+  bucketed = list(data.train_dataset(
+      features, batch, seed=3, bucket_boundaries=boundaries).take(
+          steps).as_numpy_iterator())
+  weighted = collections.Counter()
+  for inputs, labels, weights in bucketed:
+    width = inputs["input_mask"].shape[1]
+    assert width == min(b for b in boundaries
+                        if b >= inputs["input_mask"].sum(axis=1).max())
+    weighted.update(row for row, w in zip(_rows((inputs, labels)), weights)
+                    if w == 1)
+  assert weighted == windows
+  # The driver's task passes the flags on: static windows without them.
   from keras_adapters.tasks.squad import SquadOptions, SquadTask  # pylint: disable=g-import-not-at-top
-  for grouped, width in ((False, 384), (True, None)):
+  for grouped, buckets, width in ((False, False, 384), (True, False, None),
+                                  (False, boundaries, None)):
     task = SquadTask(SquadOptions(types.SimpleNamespace(
         max_seq_length=384, doc_stride=128, max_query_length=64,
         predict_batch_size=8, n_best_size=20, max_answer_length=30,
         version_2_with_negative=False, null_score_diff_threshold=0.0,
-        group_by_length=grouped)))
+        group_by_length=grouped), buckets))
     task.features["train"] = features
-    ds = task.train_batches(None, types.SimpleNamespace(
-        train_batch_size=batch, seed=3), 0)
+    settings = types.SimpleNamespace(train_batch_size=batch, seed=3)
+    ds = task.train_batches(None, settings, 0)
     assert ds.element_spec[0]["input_word_ids"].shape[1] == width
+    assert len(ds.element_spec) == (3 if buckets else 2)
+    assert task.num_train_batches(None, settings) == (
+        steps if buckets else len(features) // batch)
 
 
 def test_window_flags_are_checked():
@@ -506,10 +525,11 @@ def tiny_checkpoint(tmp_path_factory):
 def test_run_squad_jit_compile_compiles_with_xla(dev_json, tiny_checkpoint,
                                                  tmp_path):
   """--jit_compile reaches model.compile: TF logs its one-time 'Compiled
-  cluster using XLA' line, and the run still saves its pack."""
+  cluster using XLA' line, and the run (in length buckets, a fixed shape
+  set, the TPU way) still saves its pack."""
   train = {"version": "1.1", "data": [dev_json["data"][29]]}
   result = _run_squad(
-      "--do_train", "--jit_compile", "--train_file",
+      "--do_train", "--jit_compile", "--bucket_by_length", "--train_file",
       _write(tmp_path, "train.json", train), "--init_checkpoint",
       str(tiny_checkpoint), "--max_seq_length", "96", "--doc_stride", "48",
       "--max_query_length", "32", "--train_batch_size", "16",

@@ -84,18 +84,20 @@ def training_batches(examples: tf.data.Dataset, num_examples: int,
     del label
     return tf.cast(bucket_of(tf.reduce_sum(features["input_mask"])), tf.int64)
 
-  def top_up_and_cut(features, labels):
-    missing = batch_size - tf.shape(labels)[0]
+  def top_up_and_cut(features, labels):  # labels: a tensor or a tuple
+    size = tf.shape(features["input_mask"])[0]
+    missing = batch_size - size
     fill = lambda t: tf.concat(
         [t, tf.repeat(t[:1], missing, axis=0)], axis=0)
     longest = tf.reduce_max(tf.reduce_sum(features["input_mask"], axis=1))
     boundary = tf.gather(edges, bucket_of(longest))
     cut = {k: tf.ensure_shape(fill(v)[:, :boundary], [batch_size, None])
            for k, v in features.items()}
-    weights = tf.concat([tf.ones_like(labels, tf.float32),
+    weights = tf.concat([tf.ones([size], tf.float32),
                          tf.zeros([missing], tf.float32)], axis=0)
-    return cut, tf.ensure_shape(fill(labels), [batch_size]), tf.ensure_shape(
-        weights, [batch_size])
+    labels = tf.nest.map_structure(
+        lambda t: tf.ensure_shape(fill(t), [batch_size]), labels)
+    return cut, labels, tf.ensure_shape(weights, [batch_size])
 
   ds = examples.shuffle(num_examples, seed=seed, reshuffle_each_iteration=True)
   ds = ds.group_by_window(key, lambda _, window: window.batch(batch_size),

@@ -356,16 +356,20 @@ def feature_arrays(features):
 
 
 def train_dataset(features, batch_size, seed=0, skip=0,
-                  group_by_length=False):
+                  group_by_length=False, bucket_boundaries=False):
   """Shuffled (every epoch anew, fixed by `seed`), repeated, full batches;
   `skip` batches dropped so a resumed run continues where it stopped. With
   `group_by_length`, batches of windows of similar length, each cut to its
-  longest (keras_adapters/data/bucketing.py)."""
+  longest; with `bucket_boundaries`, each batch one length bucket, cut to
+  its boundary, with sample weights (keras_adapters/data/bucketing.py)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from keras_adapters.data import bucketing  # pylint: disable=g-import-not-at-top
   inputs, labels = feature_arrays(features)
   ds = tf.data.Dataset.from_tensor_slices((inputs, labels))
-  if group_by_length:
+  if bucket_boundaries:
+    ds = bucketing.training_batches(ds, len(features), bucket_boundaries,
+                                    batch_size, seed)
+  elif group_by_length:
     ds = bucketing.grouped_batches(ds, len(features), batch_size, seed)
   else:
     ds = ds.shuffle(len(features), seed=seed, reshuffle_each_iteration=True)
@@ -373,6 +377,15 @@ def train_dataset(features, batch_size, seed=0, skip=0,
   if skip:
     ds = ds.skip(skip)
   return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def train_steps_per_epoch(features, batch_size, bucket_boundaries=False):
+  """Batches per pass of `train_dataset`."""
+  if not bucket_boundaries:
+    return len(features) // batch_size
+  from keras_adapters.data import bucketing  # pylint: disable=g-import-not-at-top
+  lengths = [sum(f.input_mask) for f in features]
+  return bucketing.steps_per_epoch(lengths, bucket_boundaries, batch_size)
 
 
 def predict_dataset(features, batch_size):

@@ -13,10 +13,12 @@ from keras_adapters.errors import UserInputError
 
 
 class SquadOptions:
-  """The SQuAD flags a task needs (windows, n-best, SQuAD 2.0)."""
+  """The SQuAD flags a task needs (windows, batching, n-best, SQuAD 2.0);
+  `bucket_boundaries`: False or those of --bucket_by_length."""
 
-  def __init__(self, flag_values):
+  def __init__(self, flag_values, bucket_boundaries=False):
     f = flag_values
+    self.bucket_boundaries = bucket_boundaries
     self.window = dict(max_seq_length=f.max_seq_length,
                        doc_stride=f.doc_stride,
                        max_query_length=f.max_query_length)
@@ -108,14 +110,18 @@ class SquadTask:
 
   def num_train_batches(self, model, settings):
     del model
-    return self.num_train_examples() // settings.train_batch_size
+    from keras_adapters.squad import data  # pylint: disable=g-import-not-at-top
+    return data.train_steps_per_epoch(self.features.get("train", []),
+                                      settings.train_batch_size,
+                                      self.options.bucket_boundaries)
 
   def train_batches(self, model, settings, skip):
     del model
     from keras_adapters.squad import data  # pylint: disable=g-import-not-at-top
     return data.train_dataset(self.features["train"],
                               settings.train_batch_size, settings.seed, skip,
-                              self.options.group_by_length)
+                              self.options.group_by_length,
+                              self.options.bucket_boundaries)
 
   def train_callbacks(self, model, settings, steps_per_epoch, chief):
     del model, settings, steps_per_epoch, chief
