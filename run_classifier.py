@@ -17,6 +17,7 @@ os.environ.setdefault("KERAS_ADAPTERS_LAZY_IMPORT", "1")
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
+from keras_adapters import adapter_pack
 from keras_adapters import driver_flags
 from keras_adapters.errors import UserInputError
 
@@ -45,6 +46,11 @@ flags.DEFINE_string("adapter_pack", None, "Without --do_train: evaluate/"
                     "predict with this pack (adapter_pack.npz of an earlier "
                     "run) on the backbone instead of output_dir's checkpoint; "
                     "its fine_tune_mode/adapter_type/adapter_size/top_k_layers are used.")
+flags.DEFINE_list("fuse_packs", None, "With --fine_tune_mode=fusion: train "
+                  "an AdapterFusion (Pfeiffer et al., 2021) of these adapter "
+                  "packs (two or more, of one --adapter_type, which they "
+                  "set): their adapters stay frozen; the fusion, LayerNorms "
+                  "and head train (default rate 5e-5).")
 flags.DEFINE_string("export_dir", None, "Also export the (trained or "
                     "pack-loaded) classifier as a TF Serving SavedModel here "
                     "(see docs/serving.md).")
@@ -86,8 +92,22 @@ def _check_flags():
       FLAGS.do_train and FLAGS.do_eval)):
     raise UserInputError(f"--eval_every_epochs={FLAGS.eval_every_epochs}: "
                          "give N >= 1 with --do_train and --do_eval, or 0")
+  _check_fusion_flags()
   driver_flags.check_batching_flags(FLAGS.dynamic_padding)
   driver_flags.check_common_flags()
+
+
+def _check_fusion_flags():
+  fusion = FLAGS.fine_tune_mode == "fusion"
+  if fusion and FLAGS.do_train and not FLAGS.fuse_packs:
+    raise UserInputError("--fine_tune_mode=fusion needs --fuse_packs=PACK,"
+                         "PACK,... (the adapter packs to fuse)")
+  if FLAGS.fuse_packs and not (fusion and FLAGS.do_train):
+    raise UserInputError("--fuse_packs trains a fusion: add --do_train "
+                         "--fine_tune_mode=fusion (evaluate a trained one "
+                         "with --adapter_pack)")
+  if FLAGS.fuse_packs:  # readable adapter packs of one type, before TF loads
+    adapter_pack.fusion_settings(FLAGS.fuse_packs)
 
 
 def _task():
@@ -125,6 +145,8 @@ def run():
   settings = experiment.Settings.from_flags(FLAGS)
   if settings.adapter_pack:
     settings = experiment.with_pack_settings(settings, task.check_pack)
+  if settings.fuse_packs:
+    settings = experiment.with_fusion_settings(settings)
   experiment.run(task, settings, driver_flags.load_pretrained_from_flags,
                  {f: getattr(FLAGS, f) for f in (
                      "train_batch_size", "eval_batch_size",

@@ -18,7 +18,7 @@ from keras_adapters.errors import UserInputError
 
 # What a pack fixes about the model it was trained with.
 PACK_SETTINGS = ("fine_tune_mode", "adapter_type", "adapter_size",
-                 "adapter_init_scale", "top_k_layers")
+                 "adapter_init_scale", "top_k_layers", "fused_adapter_sizes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +41,8 @@ class Settings:
   mixed_precision: str = "float32"
   adapter_pack: str = None
   export_dir: str = None
+  fuse_packs: tuple = ()
+  fused_adapter_sizes: tuple = ()
 
   @classmethod
   def from_flags(cls, flag_values):
@@ -48,9 +50,20 @@ class Settings:
     from keras_adapters.training import DEFAULT_LEARNING_RATES  # pylint: disable=g-import-not-at-top
     values = {f.name: getattr(flag_values, f.name, None)
               for f in dataclasses.fields(cls)}
+    values["fuse_packs"] = tuple(values["fuse_packs"] or ())
+    values["fused_adapter_sizes"] = ()
     values["learning_rate"] = (flag_values.learning_rate or
                                DEFAULT_LEARNING_RATES[values["fine_tune_mode"]])
     return cls(**values)
+
+
+def with_fusion_settings(settings):
+  """`settings` with the adapter type and sizes of the packs it fuses."""
+  from keras_adapters.adapter_pack import fusion_settings  # pylint: disable=g-import-not-at-top
+  fusion = fusion_settings(settings.fuse_packs)
+  return dataclasses.replace(
+      settings, adapter_type=fusion["adapter_type"],
+      fused_adapter_sizes=tuple(fusion["fused_adapter_sizes"]))
 
 
 def with_pack_settings(settings, check_task):

@@ -297,6 +297,24 @@ CASES = {
             f"--data_dir={_mrpc(tmp)}",
             f"--adapter_pack={_tiny_pack(tmp, adapter_size=64)}"],
         ["pack.npz was trained on another backbone"]),
+    "fusion_without_packs": Case(
+        "run_classifier.py", _glue_flags("--fine_tune_mode=fusion"),
+        ["--fine_tune_mode=fusion needs --fuse_packs"]),
+    "fuse_packs_without_fusion_mode": Case(
+        "run_classifier.py", lambda tmp: _glue()(tmp) + [
+            "--fuse_packs=" + _tiny_pack(tmp, "a.npz") + "," + _tiny_pack(
+                tmp, "b.npz")],
+        ["--fuse_packs trains a fusion: add --do_train --fine_tune_mode="]),
+    "fuse_one_pack": Case(
+        "run_classifier.py", lambda tmp: _glue()(tmp) + [
+            "--fine_tune_mode=fusion", f"--fuse_packs={_tiny_pack(tmp)}"],
+        ["AdapterFusion fuses two or more adapter packs, got 1",
+         "add the packs of other tasks"]),
+    "fuse_packs_of_another_backbone": Case(
+        "run_classifier.py", lambda tmp: _glue()(tmp) + [
+            "--fine_tune_mode=fusion", "--fuse_packs=" + _tiny_pack(
+                tmp, "a.npz", 64) + "," + _tiny_pack(tmp, "b.npz", 64)],
+        ["a.npz was trained on another backbone; fuse packs trained on"]),
     "pack_of_another_task": Case(
         "run_classifier.py", lambda tmp: MRPC_EVAL + [
             f"--data_dir={_mrpc(tmp)}", "--adapter_pack=" + _tiny_pack(

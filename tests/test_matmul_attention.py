@@ -119,7 +119,9 @@ def _tiny_encoder():
 
 @pytest.mark.parametrize("mode", tuning.FINE_TUNE_MODES)
 def test_every_fine_tune_mode_gets_it(mode):
-  _, encoder = build_classifier(_tiny_encoder(), 2, mode, adapter_size=4)
+  fused = [4, 4] if mode == "fusion" else []
+  _, encoder = build_classifier(_tiny_encoder(), 2, mode, adapter_size=4,
+                                fused_adapter_sizes=fused)
   assert [type(b._attention_layer) for b in encoder.transformer_layers] == [
       MatmulAttention] * 2
 

@@ -59,14 +59,11 @@ class AdapterLayer(tf_keras.layers.Layer):
     """`residual + scale * up(activation(down(inputs)))`; `residual` defaults
     to `inputs` (the internal skip)."""
     residual = inputs if residual is None else residual
-    hidden = self.activation(self.down_project(inputs))
-    update = self.up_project(hidden)
-    if scale != 1.0:
-      update = update * scale
-    if update.dtype != residual.dtype or residual.dtype in (tf.bfloat16,
-                                                            tf.float16):
-      return tf.cast(residual, tf.float32) + tf.cast(update, tf.float32)
-    return residual + update
+    return add_update(residual, self.update(inputs), scale)
+
+  def update(self, inputs):
+    """`up(activation(down(inputs)))`: what the adapter adds."""
+    return self.up_project(self.activation(self.down_project(inputs)))
 
   def get_config(self):
     config = super().get_config()
@@ -75,3 +72,14 @@ class AdapterLayer(tf_keras.layers.Layer):
         init_scale=self.init_scale,
         activation=tf_keras.activations.serialize(self.activation))
     return config
+
+
+def add_update(residual, update, scale=1.0):
+  """`residual + scale * update`, in float32 when either is 16-bit (see
+  AdapterLayer)."""
+  if scale != 1.0:
+    update = update * scale
+  if update.dtype != residual.dtype or residual.dtype in (tf.bfloat16,
+                                                          tf.float16):
+    return tf.cast(residual, tf.float32) + tf.cast(update, tf.float32)
+  return residual + update

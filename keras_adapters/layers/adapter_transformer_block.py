@@ -9,6 +9,7 @@ import tf_keras
 from official.nlp.modeling import layers as nlp_layers
 
 from keras_adapters.layers import ADAPTER_TYPES
+from keras_adapters.layers.adapter_fusion import AdapterFusion
 from keras_adapters.layers.adapter_layer import AdapterLayer
 
 
@@ -91,7 +92,8 @@ class AdapterTransformerBlock(nlp_layers.TransformerEncoderBlock):
   FFN's output, before the residual add (He et al., 2022).
   The parent's `call` is reused unchanged: the adapters ride on layers it
   already applies at exactly those points. With `adapter_size=0` the block is
-  exactly the parent block.
+  exactly the parent block. With `fused_adapter_sizes` (one size per trained
+  adapter), each adapter is an `AdapterFusion` of that many adapters instead.
 
   Example:
 
@@ -106,7 +108,8 @@ class AdapterTransformerBlock(nlp_layers.TransformerEncoderBlock):
   """
 
   def __init__(self, adapter_size=64, adapter_init_scale=1e-3,
-               adapter_activation="gelu", adapter_type="houlsby", **kwargs):
+               adapter_activation="gelu", adapter_type="houlsby",
+               fused_adapter_sizes=(), **kwargs):
     super().__init__(**kwargs)
     if adapter_type not in ADAPTER_TYPES:
       raise ValueError(f"unknown adapter_type {adapter_type!r}; choose one "
@@ -115,6 +118,7 @@ class AdapterTransformerBlock(nlp_layers.TransformerEncoderBlock):
     self.adapter_size = adapter_size
     self.adapter_init_scale = adapter_init_scale
     self.adapter_activation = adapter_activation
+    self.fused_adapter_sizes = [int(m) for m in fused_adapter_sizes]
     self.adapters = []
 
   def build(self, input_shape):
@@ -132,7 +136,7 @@ class AdapterTransformerBlock(nlp_layers.TransformerEncoderBlock):
       else:
         query = value = tf.TensorShape(input_shape)
       attention._build_from_signature(query=query, value=value)
-    if self.adapter_size:
+    if self.adapter_size or self.fused_adapter_sizes:
       self._place_adapters(input_shape)
 
   def _place_adapters(self, input_shape):
@@ -140,6 +144,9 @@ class AdapterTransformerBlock(nlp_layers.TransformerEncoderBlock):
     make = lambda name: AdapterLayer(
         self.adapter_size, self.adapter_init_scale, self.adapter_activation,
         name=name)
+    if self.fused_adapter_sizes:
+      make = lambda name: AdapterFusion(
+          self.fused_adapter_sizes, self.adapter_activation, name=name)
     if self.adapter_type == "pfeiffer":
       if self._norm_first:  # its output LayerNorm then precedes the FFN
         raise ValueError("adapter_type='pfeiffer' needs a post-LayerNorm "
@@ -182,7 +189,8 @@ class AdapterTransformerBlock(nlp_layers.TransformerEncoderBlock):
         adapter_size=self.adapter_size,
         adapter_init_scale=self.adapter_init_scale,
         adapter_activation=self.adapter_activation,
-        adapter_type=self.adapter_type)
+        adapter_type=self.adapter_type,
+        fused_adapter_sizes=self.fused_adapter_sizes)
     return config
 
 

@@ -139,7 +139,8 @@ def settings_from_pack(config):
   """Classifier keywords that rebuild the model a pack was trained on."""
   settings = {k: config[k] for k in (
       "labels", "fine_tune_mode", "adapter_type", "adapter_size",
-      "adapter_init_scale", "top_k_layers") if config.get(k) is not None}
+      "adapter_init_scale", "top_k_layers", "fused_adapter_sizes")
+      if config.get(k) is not None}
   task = config.get("task_name") or ""
   if task and task != "generic":
     settings["task_name"] = task

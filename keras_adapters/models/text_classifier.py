@@ -63,11 +63,14 @@ class AdapterTextClassifier(models.BertClassifier):
                regression=False, task_name="", fine_tune_mode="adapter",
                adapter_type="houlsby", adapter_size=64,
                adapter_init_scale=1e-3, top_k_layers=1, dropout_rate=0.1,
-               seed=None, model_description="", **kwargs):
+               fused_adapter_sizes=(), seed=None, model_description="",
+               **kwargs):
     labels, regression, is_pair, num_classes = _task_facts(
         task_name, num_classes, labels, regression)
+    fused_adapter_sizes = [int(m) for m in fused_adapter_sizes]
     encoder = tuning.prepare_encoder(encoder, fine_tune_mode, adapter_size,
-                                     adapter_init_scale, adapter_type)
+                                     adapter_init_scale, adapter_type,
+                                     fused_adapter_sizes)
     super().__init__(
         encoder, num_classes=num_classes, dropout_rate=dropout_rate,
         initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02),
@@ -81,18 +84,24 @@ class AdapterTextClassifier(models.BertClassifier):
         labels=labels, num_classes=num_classes, is_regression=regression,
         is_pair=is_pair, fine_tune_mode=fine_tune_mode, adapter_type=adapter_type,
         adapter_size=adapter_size, adapter_init_scale=adapter_init_scale,
-        top_k_layers=top_k_layers,
+        top_k_layers=top_k_layers, fused_adapter_sizes=fused_adapter_sizes,
         max_seq_length=getattr(preprocessor, "max_seq_length", None),
         do_lower_case=getattr(preprocessor, "lower_case", None),
         model=model_description))
 
   @classmethod
-  def from_pretrained(cls, pretrained, max_seq_length=128, **config):
+  def from_pretrained(cls, pretrained, max_seq_length=128, fuse_packs=(),
+                      **config):
     """Builds on a `keras_adapters.loaders.Pretrained` backbone."""
     preprocessor = AdapterTextPreprocessor(
         pretrained.vocab_file, pretrained.do_lower_case, max_seq_length)
-    return cls(pretrained.encoder, preprocessor,
-               model_description=pretrained.description, **config)
+    if fuse_packs:
+      config = {**adapter_pack.fusion_settings(fuse_packs), **config}
+    model = cls(pretrained.encoder, preprocessor,
+                model_description=pretrained.description, **config)
+    if fuse_packs:
+      adapter_pack.load_fused_adapters(fuse_packs, model, model.encoder)
+    return model
 
   @classmethod
   def from_preset(cls, preset="all-MiniLM-L6-v2", *, seed=None,
@@ -114,7 +123,9 @@ class AdapterTextClassifier(models.BertClassifier):
         fine_tune_mode, adapter_type ("houlsby", the paper's two adapters per
         block; "pfeiffer", one after the feed-forward layer; "parallel", one
         beside it), adapter_size, adapter_init_scale, top_k_layers,
-        dropout_rate.
+        dropout_rate, and fuse_packs: paths of two or more adapter packs
+        of one adapter_type to fuse (AdapterFusion; fine_tune_mode
+        "fusion" then trains the fusion, the LayerNorms and the head).
     """
     from keras_adapters.loaders import load_pretrained  # pylint: disable=g-import-not-at-top
     if seed is not None:

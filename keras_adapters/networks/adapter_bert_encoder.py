@@ -18,25 +18,30 @@ class AdapterBertEncoder(networks.BertEncoderV2):
   """
 
   def __init__(self, adapter_size=64, adapter_init_scale=1e-3,
-               adapter_activation="gelu", adapter_type="houlsby", **kwargs):
+               adapter_activation="gelu", adapter_type="houlsby",
+               fused_adapter_sizes=(), **kwargs):
     super().__init__(**kwargs)
+    fused_adapter_sizes = [int(m) for m in fused_adapter_sizes]
     self._transformer_layers = [
         AdapterTransformerBlock(
             adapter_size=adapter_size, adapter_init_scale=adapter_init_scale,
             adapter_activation=adapter_activation, adapter_type=adapter_type,
+            fused_adapter_sizes=fused_adapter_sizes,
             return_attention_scores=kwargs.get("return_attention_scores", False),
             **block.get_config())
         for block in self._transformer_layers]
     self._config.update(
         adapter_size=adapter_size, adapter_init_scale=adapter_init_scale,
-        adapter_activation=adapter_activation, adapter_type=adapter_type)
+        adapter_activation=adapter_activation, adapter_type=adapter_type,
+        fused_adapter_sizes=fused_adapter_sizes)
 
   def call(self, inputs):
     return _call_unconverted(self, inputs)
 
   @property
   def adapters(self):
-    """All AdapterLayers, bottom block first (attention, then FFN)."""
+    """All AdapterLayers (or AdapterFusions), bottom block first (attention,
+    then FFN)."""
     return [a for block in self._transformer_layers for a in block.adapters]
 
 
@@ -59,7 +64,7 @@ def _unscoped(variable):
 
 
 def add_adapters(encoder, adapter_size=64, init_scale=1e-3, activation="gelu",
-                 adapter_type="houlsby"):
+                 adapter_type="houlsby", fused_adapter_sizes=()):
   """Returns an `AdapterBertEncoder` carrying `encoder`'s pretrained weights.
 
   Args:
@@ -71,6 +76,8 @@ def add_adapters(encoder, adapter_size=64, init_scale=1e-3, activation="gelu",
     adapter_type: where the adapters go: "houlsby" (two per block, the
       paper's), "pfeiffer" (one per block, after the feed-forward layer) or
       "parallel" (one per block, beside the feed-forward layer).
+    fused_adapter_sizes: for AdapterFusion, the sizes of the trained adapters
+      to fuse; each adapter place then holds an `AdapterFusion` of them.
 
   Example:
 
@@ -85,7 +92,7 @@ def add_adapters(encoder, adapter_size=64, init_scale=1e-3, activation="gelu",
     raise TypeError(f"add_adapters needs a BertEncoderV2, got {type(encoder)}")
   build_encoder(encoder)
   config = {k: v for k, v in encoder.get_config().items()
-            if not k.startswith("adapter_")}
+            if not k.startswith(("adapter_", "fused_adapter_"))}
   # The blocks hold the activation as given; get_config's serialized form of
   # a callable (e.g. BertEncoderV2's default approximate-gelu lambda) cannot
   # be deserialized.
@@ -93,7 +100,8 @@ def add_adapters(encoder, adapter_size=64, init_scale=1e-3, activation="gelu",
       encoder.transformer_layers[0].get_config()["inner_activation"])
   new = build_encoder(AdapterBertEncoder(
       adapter_size=adapter_size, adapter_init_scale=init_scale,
-      adapter_activation=activation, adapter_type=adapter_type, **config))
+      adapter_activation=activation, adapter_type=adapter_type,
+      fused_adapter_sizes=fused_adapter_sizes, **config))
   adapter_vars = {id(v) for a in new.adapters for v in a.weights}
   targets = {_unscoped(v): v for v in new.weights if id(v) not in adapter_vars}
   sources = {_unscoped(v): v for v in encoder.weights}

@@ -90,7 +90,9 @@ class ClassificationTask:
         adapter_type=settings.adapter_type,
         adapter_size=settings.adapter_size,
         adapter_init_scale=settings.adapter_init_scale,
-        top_k_layers=settings.top_k_layers)
+        top_k_layers=settings.top_k_layers,
+        fused_adapter_sizes=settings.fused_adapter_sizes,
+        fuse_packs=settings.fuse_packs)
     model.task_config["is_pair"] = self.processor.is_pair
     return model, model.encoder
 
