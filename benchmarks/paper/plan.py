@@ -16,6 +16,9 @@ run). "sel:<method>" (issue #27) is the seed-1 selection of <method> over
 the sweep and the point's longer epochs at the best rate and the one below
 (block 8's probe): both its epochs and its rate, once those runs are in. A
 point trained for other epochs than TASKS' has "_ep<N>" in its name.
+An AdapterFusion point ("fusion_<source method>", block 16) fuses the
+seed-1 packs of <source method> on FUSION_SOURCES at the adapter64 best rate
+and waits for them; it trains at a fixed rate.
 
 To fit 2 CPU cores, four methods are swept (adapters m=64, full, top-3,
 LayerNorm-only); the other adapter sizes train at the m=64 rate and the other
@@ -66,6 +69,11 @@ TABLE_METHODS = ("adapter8", "adapter64", "adapter256", "pfeiffer64",
 # Adapter types other than the paper's, as method-name prefixes
 # ('pfeiffer64': --adapter_type=pfeiffer --adapter_size=64).
 OTHER_ADAPTER_TYPES = ("pfeiffer", "parallel")
+# AdapterFusion ('fusion_pfeiffer64'): the tasks whose seed-1 packs it fuses
+# (the target's own among them, as Pfeiffer et al. 2021 do), and its rate
+# (theirs for the fusion stage, 5e-5).
+FUSION_SOURCES = SMALL_TASKS
+FUSION_LR = "5e-5"
 INIT_SCALES = ("1e-7", "1e-6", "1e-5", "1e-4", "1e-3", "1e-2", "1e-1", "1")
 DEFAULT_INIT = "1e-3"
 
@@ -76,7 +84,8 @@ DEFAULT_INIT = "1e-3"
 # (a forward is about a third of a full step). max_seq_length 64 costs
 # SEQ64_FACTOR of that (speed.py's CPU seconds per step at 64 vs 128, 3 steps
 # on a loaded machine: adapter 0.43, full 0.51, LayerNorm-only 0.44).
-STEP_SECONDS_128 = dict(adapter=4.27, full=5.37, layer_norm=3.85)
+STEP_SECONDS_128 = dict(adapter=4.27, full=5.37, layer_norm=3.85,
+                        fusion=5.5)  # fusion: a guess, not yet measured
 SEQ64_FACTOR = 0.5
 RUN_OVERHEAD_SECONDS = 90  # start-up, tokenization, dev evaluation
 # --dynamic_padding: mean longest pair per shuffled batch of 32 over
@@ -103,6 +112,8 @@ def method_settings(method):
   '<type><m>': --adapter_type=<type>, OTHER_ADAPTER_TYPES)."""
   if method.startswith("adapter"):
     return dict(fine_tune_mode="adapter", adapter_size=int(method[7:]))
+  if method.startswith("fusion_"):
+    return dict(fine_tune_mode="fusion")
   for adapter_type in OTHER_ADAPTER_TYPES:
     if method.startswith(adapter_type):
       return dict(fine_tune_mode="adapter",
@@ -225,7 +236,18 @@ def blocks():
       ("15_parallel", "adapter variants: parallel adapters (one per block, "
        "beside the feed-forward layer, update x4), m=64 at the m=64 best "
        "rate, seed 1", _at_best(SMALL_TASKS, ("parallel64",), (1,))),
+      ("16_fusion", "composition: AdapterFusion of block 14's Pfeiffer "
+       "packs of the four tasks, trained on each at Pfeiffer et al.'s 5e-5, "
+       "seed 1", [point(t, "fusion_pfeiffer64", FUSION_LR, 1)
+                  for t in ("RTE", "MRPC", "STS-B", "CoLA")]),
   ]
+
+
+def fusion_sources(p):
+  """The source points (unresolved) an AdapterFusion point fuses."""
+  source = p["method"][len("fusion_"):]
+  return [point(t, source, f"best:{lr_source(source)}", 1)
+          for t in FUSION_SOURCES]
 
 
 def command(p, lr, output_dir):
@@ -248,6 +270,8 @@ def command(p, lr, output_dir):
                save_checkpoints_steps=100, **method_settings(p["method"]))
   if p["init"] != DEFAULT_INIT:
     flags["adapter_init_scale"] = p["init"]
+  if p.get("fuse_packs"):
+    flags["fuse_packs"] = ",".join(p["fuse_packs"])
   if p.get("eval_every"):
     flags["eval_every_epochs"] = p["eval_every"]
   flags["deterministic"] = None

@@ -152,8 +152,29 @@ def resolve(p, rows):
         return None
       if rule == "below":
         lr = rate_below(method, lr)
-  return plan.point(p["task"], p["method"], lr, p["seed"], p["init"],
-                    epochs, eval_every, p.get("batching", "dynamic"))
+  resolved = plan.point(p["task"], p["method"], lr, p["seed"], p["init"],
+                        epochs, eval_every, p.get("batching", "dynamic"))
+  if p["method"].startswith("fusion_"):
+    return with_fusion_sources(resolved, rows)
+  return resolved
+
+
+def with_fusion_sources(p, rows):
+  """AdapterFusion point `p` with the packs it fuses, or None while a
+  source run is not in the results."""
+  names = {r["name"] for r in rows}
+  sources = [resolve(s, rows) for s in plan.fusion_sources(p)]
+  if any(s is None or s["name"] not in names for s in sources):
+    return None
+  return dict(p, fuse_packs=[os.path.join(plan.OUT, s["name"],
+                                          "adapter_pack.npz")
+                             for s in sources])
+
+
+def missing_packs(p):
+  """The packs `p` fuses that are not on disk (e.g. on a new machine)."""
+  return [path for path in p.get("fuse_packs", ())
+          if not os.path.exists(path)]
 
 
 def prepare_sst2_subset():
@@ -465,6 +486,13 @@ def run_points(args, wanted, tasks, deadline):
              not (args.max_runs and started >= args.max_runs)):
         block, p = ready.pop(0)
         output_dir = os.path.join(plan.OUT, p["name"])
+        if missing_packs(p):
+          print(f"skipping {p['name']}: no {missing_packs(p)[0]}; re-make "
+                "it with python benchmarks/paper/reproduce.py "
+                f"{os.path.basename(os.path.dirname(missing_packs(p)[0]))} "
+                f"--out {plan.OUT}", flush=True)
+          passed_over.add(p["name"])
+          continue
         if not claim(output_dir):
           print(f"skipping {p['name']}: another runner holds "
                 f"{output_dir}.lock", flush=True)
