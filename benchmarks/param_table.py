@@ -19,3 +19,10 @@ for mode, top_k in [("adapter", 1), ("full", 1), ("top_k", 1), ("top_k", 2),
   name = f"top_k (k={top_k})" if mode == "top_k" else mode
   print(f"| {name} | {report['trainable_params']:,} | "
         f"{report['trainable_percent']:.2f} |")
+# AdapterFusion of four Pfeiffer packs (m = 64), as plan block 16 trains.
+model, encoder = build_classifier(pretrained.encoder, 2, "fusion",
+                                  adapter_type="pfeiffer",
+                                  fused_adapter_sizes=[64] * 4)
+report = parameter_report(model, encoder)
+print(f"| fusion (4 Pfeiffer packs, m=64) | {report['trainable_params']:,} | "
+      f"{report['trainable_percent']:.2f} |")

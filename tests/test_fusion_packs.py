@@ -209,3 +209,13 @@ def test_driver_fuses_two_real_packs_and_the_fusion_pack_evaluates_alike(
       ).splitlines() if not line.startswith("global_step")]
       for d in ("fusion", "eval"))
   assert trained and trained == reloaded
+  # The library rebuilds it from the pack alone, too (export's path).
+  from keras_adapters import AdapterTextClassifier  # pylint: disable=g-import-not-at-top
+  model = AdapterTextClassifier.load_adapters(str(fusion_pack))
+  assert model.task_config["fused_adapter_sizes"] == [16, 16]
+  pairs = harness.mrpc_pairs(6)
+  labels = [line.split("\t")[0] for line in (data / "dev.tsv").read_text(
+      ).splitlines()[1:]]
+  accuracy = model.evaluate(tuple(zip(*pairs)), labels,
+                            dynamic_padding=False)["accuracy"]
+  assert f"eval_accuracy = {accuracy:.6f}" in trained

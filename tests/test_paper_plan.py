@@ -28,11 +28,11 @@ def test_every_point_once_and_seed1_best_of_a_swept_method_dropped():
   points = plan.unique_points()
   keys = [(p["task"], p["method"], p["lr"], p["seed"], p["init"],
            p["epochs"], p["batching"]) for _, p in points]
-  assert len(keys) == len(set(keys)) == 214
+  assert len(keys) == len(set(keys)) == 218
   # Blocks 1-9 had 166 points; block 13 sweeps m=8 and so takes over block
   # 3's 4 seed-1 m=8 points (one rate of its grid).
   assert sum(not block.startswith(("8_", "10_", "11_", "12_", "13_", "14_",
-                                   "15_"))
+                                   "15_", "16_"))
              for block, _ in points) == 162
   # Block 14: Pfeiffer m=64 on the 4 small tasks, at m=64's best rate.
   pfeiffer = [p for block, p in points if block == "14_pfeiffer"]
@@ -54,6 +54,28 @@ def test_every_point_once_and_seed1_best_of_a_swept_method_dropped():
       assert (p["method"] not in plan.SWEPT or
               p["init"] != plan.DEFAULT_INIT or p["epochs"] == 20 or
               p["batching"] == "bucketed")
+
+
+def test_fusion_points_fuse_block_14s_packs_once_those_runs_are_in():
+  (fusion,) = [p for block, p in plan.unique_points()
+               if block == "16_fusion" and p["task"] == "RTE"]
+  assert (fusion["method"], fusion["lr"]) == ("fusion_pfeiffer64", "5e-5")
+  rows = [_row(t, "adapter64", lr, 1, score)
+          for t in plan.SMALL_TASKS
+          for lr, score in (("3e-4", 0.5), ("1e-3", 0.7), ("3e-3", 0.6))]
+  assert run_plan.resolve(fusion, rows) is None  # no Pfeiffer runs yet
+  rows += [_row(t, "pfeiffer64", "1e-3", 1, 0.6) for t in plan.SMALL_TASKS[:3]]
+  assert run_plan.resolve(fusion, rows) is None  # CoLA's is missing
+  rows.append(_row("CoLA", "pfeiffer64", "1e-3", 1, 0.6))
+  resolved = run_plan.resolve(fusion, rows)
+  assert resolved["name"] == "rte_fusion_pfeiffer64_lr5e-5_s1"
+  packs = [f"{plan.OUT}/{t}_pfeiffer64_lr1e-3_s1/adapter_pack.npz"
+           for t in ("mrpc", "rte", "stsb", "cola")]
+  assert resolved["fuse_packs"] == packs
+  command = plan.command(resolved, resolved["lr"], "out")
+  assert ("--fine_tune_mode=fusion --fuse_packs=" + ",".join(packs)) in command
+  assert run_plan.missing_packs(resolved) == [
+      p for p in packs if not (REPO / p).exists()]
 
 
 def test_unswept_methods_take_the_rate_of_their_source():
