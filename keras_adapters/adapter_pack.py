@@ -28,7 +28,8 @@ def _key(variable, encoder_ids):
 
 
 def _fused_adapters(encoder):
-  """Per fused pack, its adapters in `encoder`'s AdapterFusions."""
+  """Per fused pack, its adapters in `encoder`'s AdapterFusions (known by
+  their `adapter_sizes`: this module stays free of TensorFlow)."""
   fusions = [f for f in getattr(encoder, "adapters", [])
              if hasattr(f, "adapter_sizes")]
   return [list(group) for group in zip(*[f.adapters for f in fusions])]

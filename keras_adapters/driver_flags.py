@@ -22,7 +22,7 @@ def define_common_flags(output_dir_help):
   flags.DEFINE_integer("train_batch_size", 32, "Global training batch size.")
   flags.DEFINE_float("learning_rate", None, "Peak Adam learning rate; default "
                      "depends on --fine_tune_mode (adapter 1e-3, full 5e-5, "
-                     "top_k 1e-4, layer_norm/head 1e-3).")
+                     "top_k 1e-4, layer_norm/head 1e-3, fusion 5e-5).")
   flags.DEFINE_float("num_train_epochs", 3.0, "Training epochs.")
   flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps with linear "
                      "learning-rate warmup.")

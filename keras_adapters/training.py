@@ -19,7 +19,7 @@ from keras_adapters.errors import UserInputError
 # {3e-4, 1e-3, 3e-3} and full fine-tuning over {2e-5, 5e-5, 1e-4}.
 DEFAULT_LEARNING_RATES = dict(adapter=1e-3, layer_norm=1e-3, head=1e-3,
                               top_k=1e-4, full=5e-5,
-                              fusion=5e-5)  # Pfeiffer et al. (2021), 4.2
+                              fusion=5e-5)  # Pfeiffer et al. (2021)
 
 
 def create_optimizer(learning_rate, num_train_steps, warmup_proportion):

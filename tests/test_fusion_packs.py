@@ -3,6 +3,10 @@ train, that the fused adapters are the packs' and stay so, the fusion pack
 round trip, and the one-line errors. (Plumbing only: whether fusion helps is
 measured on real GLUE in benchmarks/paper, not here.)"""
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tf_keras
@@ -203,7 +207,8 @@ def test_driver_fuses_two_real_packs_and_the_fusion_pack_evaluates_alike(
     assert fused and set(fused) < set(source_arrays)
     for key, value in fused.items():
       np.testing.assert_array_equal(value, source_arrays[key])
-  run([f"--adapter_pack={fusion_pack}"], "eval")
+  run([f"--adapter_pack={fusion_pack}", f"--export_dir={tmp_path / 'serve'}"],
+      "eval")
   trained, reloaded = (
       [line for line in (tmp_path / d / "eval_results.txt").read_text(
       ).splitlines() if not line.startswith("global_step")]
@@ -219,3 +224,22 @@ def test_driver_fuses_two_real_packs_and_the_fusion_pack_evaluates_alike(
   accuracy = model.evaluate(tuple(zip(*pairs)), labels,
                             dynamic_padding=False)["accuracy"]
   assert f"eval_accuracy = {accuracy:.6f}" in trained
+  # The exported SavedModel, in a fresh process, serves what Keras computes.
+  served = harness.checked(subprocess.run(
+      [sys.executable, "-c", _SERVE, str(tmp_path / "serve"),
+       json.dumps(pairs)], capture_output=True, text=True, timeout=300,
+      env=harness.subprocess_env()))
+  np.testing.assert_allclose(json.loads(served.stdout.splitlines()[-1]),
+                             model.predict(tuple(zip(*pairs))), atol=1e-5)
+
+
+_SERVE = r"""
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # the raw-text signature's ops
+pairs = json.loads(sys.argv[2])
+out = tf.saved_model.load(sys.argv[1]).signatures["serving_default"](
+    text_a=tf.constant([a for a, _ in pairs]),
+    text_b=tf.constant([b for _, b in pairs]))
+print(json.dumps(out["probabilities"].numpy().tolist()))
+"""

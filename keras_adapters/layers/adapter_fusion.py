@@ -49,7 +49,9 @@ class AdapterFusion(tf_keras.layers.Layer):
 
   def build(self, input_shape):
     hidden_size = input_shape[-1]
-    for adapter in self.adapters:  # now: call() uses update(), not __call__
+    # Built here, under their own names: mix() calls their update(), which
+    # skips Keras' __call__ and so the build it would run.
+    for adapter in self.adapters:
       adapter(tf.zeros([1, 1, hidden_size]))
     bert_init = lambda: tf_keras.initializers.TruncatedNormal(stddev=0.02)
     self.query = tf_keras.layers.Dense(
