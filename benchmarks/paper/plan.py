@@ -60,12 +60,14 @@ LR_GRID = {
     "full": ("2e-5", "5e-5", "1e-4"),
     "top_k": ("5e-5", "1e-4", "3e-4"),
     "layer_norm": ("3e-4", "1e-3", "3e-3"),
+    "fusion": ("5e-5",),  # FUSION_LR, not swept
 }
 # Dev examples per task (the dev curve's evaluations cost a forward pass each).
 DEV_ROWS = {"MRPC": 408, "RTE": 277, "STS-B": 1500, "CoLA": 1043,
             "SST-2": 872}
 TABLE_METHODS = ("adapter8", "adapter64", "adapter256", "pfeiffer64",
-                 "parallel64", "full", "top1", "top3", "ln")
+                 "parallel64", "fusion_pfeiffer64", "full", "top1", "top3",
+                 "ln")
 # Adapter types other than the paper's, as method-name prefixes
 # ('pfeiffer64': --adapter_type=pfeiffer --adapter_size=64).
 OTHER_ADAPTER_TYPES = ("pfeiffer", "parallel")
@@ -73,7 +75,7 @@ OTHER_ADAPTER_TYPES = ("pfeiffer", "parallel")
 # (the target's own among them, as Pfeiffer et al. 2021 do), and its rate
 # (theirs for the fusion stage, 5e-5).
 FUSION_SOURCES = SMALL_TASKS
-FUSION_LR = "5e-5"
+FUSION_LR = LR_GRID["fusion"][0]
 INIT_SCALES = ("1e-7", "1e-6", "1e-5", "1e-4", "1e-3", "1e-2", "1e-1", "1")
 DEFAULT_INIT = "1e-3"
 

@@ -36,6 +36,7 @@ LABELS = dict(adapter8="Adapters (m=8)", adapter64="Adapters (m=64)",
               adapter256="Adapters (m=256)",
               pfeiffer64="Adapters, Pfeiffer placement (m=64)",
               parallel64="Adapters, parallel (m=64, update x4)",
+              fusion_pfeiffer64="AdapterFusion of the 4 Pfeiffer packs",
               full="Full fine-tuning",
               top1="Top-1 layer fine-tuning", top3="Top-3 layer fine-tuning",
               ln="LayerNorm only")
