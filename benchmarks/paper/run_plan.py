@@ -486,10 +486,11 @@ def run_points(args, wanted, tasks, deadline):
              not (args.max_runs and started >= args.max_runs)):
         block, p = ready.pop(0)
         output_dir = os.path.join(plan.OUT, p["name"])
-        if missing_packs(p):
-          print(f"skipping {p['name']}: no {missing_packs(p)[0]}; re-make "
-                "it with python benchmarks/paper/reproduce.py "
-                f"{os.path.basename(os.path.dirname(missing_packs(p)[0]))} "
+        missing = missing_packs(p)
+        if missing:
+          print(f"skipping {p['name']}: no {missing[0]}; re-make it with "
+                "python benchmarks/paper/reproduce.py "
+                f"{os.path.basename(os.path.dirname(missing[0]))} "
                 f"--out {plan.OUT}", flush=True)
           passed_over.add(p["name"])
           continue
