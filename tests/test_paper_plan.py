@@ -28,11 +28,11 @@ def test_every_point_once_and_seed1_best_of_a_swept_method_dropped():
   points = plan.unique_points()
   keys = [(p["task"], p["method"], p["lr"], p["seed"], p["init"],
            p["epochs"], p["batching"]) for _, p in points]
-  assert len(keys) == len(set(keys)) == 218
+  assert len(keys) == len(set(keys)) == 228
   # Blocks 1-9 had 166 points; block 13 sweeps m=8 and so takes over block
   # 3's 4 seed-1 m=8 points (one rate of its grid).
   assert sum(not block.startswith(("8_", "10_", "11_", "12_", "13_", "14_",
-                                   "15_", "16_"))
+                                   "15_", "16_", "17_", "18_"))
              for block, _ in points) == 162
   # Block 14: Pfeiffer m=64 on the 4 small tasks, at m=64's best rate.
   pfeiffer = [p for block, p in points if block == "14_pfeiffer"]
@@ -423,6 +423,25 @@ def test_seeds_follow_the_selection_over_3_and_20_epochs():
   ready, _ = run_plan.ready_points(rows, done, {"10"}, {"CoLA"})
   assert [p["name"] for _, p in ready] == [
       "cola_adapter64_lr3e-4_s2_ep20", "cola_adapter64_lr3e-4_s3_ep20"]
+
+
+def test_pfeiffer_seeds_follow_its_own_selection_at_the_m64_rates():
+  # Pfeiffer trains at adapters m=64's rates: its one 3-epoch run at m=64's
+  # best (1e-3) and its 20-epoch probe at 1e-3 and the rate below (3e-4).
+  rows = _sweeps("CoLA", (0.2, 0.3, 0.0), (0.1, 0.3, 0.2))
+  rows.append(_row("CoLA", "pfeiffer64", "1e-3", 1, 0.3))
+  ready, _ = run_plan.ready_points(rows, set(), {"18"}, {"CoLA"})
+  assert [p["name"] for _, p in ready] == [
+      "cola_pfeiffer64_lr1e-3_s1_ep20", "cola_pfeiffer64_lr3e-4_s1_ep20"]
+  rows.append(_long("CoLA", "pfeiffer64", "1e-3", 0.25))
+  assert run_plan.selected_point(rows, "CoLA", "pfeiffer64", 20) is None
+  rows.append(_long("CoLA", "pfeiffer64", "3e-4", 0.35))
+  assert run_plan.selected_point(rows, "CoLA", "pfeiffer64", 20) == (
+      20, "3e-4")
+  done = {r["name"] for r in rows}
+  ready, _ = run_plan.ready_points(rows, done, {"18"}, {"CoLA"})
+  assert [p["name"] for _, p in ready] == [
+      "cola_pfeiffer64_lr3e-4_s2_ep20", "cola_pfeiffer64_lr3e-4_s3_ep20"]
 
 
 def test_long_runs_stay_out_of_rate_selection_and_the_table():

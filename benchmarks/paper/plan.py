@@ -168,19 +168,17 @@ def _at_best(tasks, methods, seeds):
           for m in methods for s in seeds]
 
 
-def _probe_20ep(tasks):
-  """Adapters m=64 and full, 20 epochs at the 3-epoch best rate and the next
-  lower one, seed 1, a dev evaluation after every epoch (issue #27)."""
-  return [point(t, m, f"{rate}:{m}", 1, epochs=20, eval_every=1)
-          for t in tasks for rate in ("best", "below")
-          for m in ("adapter64", "full")]
+def _probe_20ep(tasks, methods=("adapter64", "full")):
+  """20 epochs at the 3-epoch best rate (of lr_source) and the next lower
+  one, seed 1, a dev evaluation after every epoch (issue #27)."""
+  return [point(t, m, f"{rate}:{lr_source(m)}", 1, epochs=20, eval_every=1)
+          for t in tasks for rate in ("best", "below") for m in methods]
 
 
-def _seeds_at_selection(tasks):
-  """Seeds 2-3 of adapters m=64 and full at their selection over 3 and 20
-  epochs ("sel:<m>")."""
+def _seeds_at_selection(tasks, methods=("adapter64", "full")):
+  """Seeds 2-3 at the seed-1 selection over 3 and 20 epochs ("sel:<m>")."""
   return [point(t, m, f"sel:{m}", s, epochs=20, eval_every=1)
-          for t in tasks for m in ("adapter64", "full") for s in (2, 3)]
+          for t in tasks for m in methods for s in (2, 3)]
 
 
 def blocks():
@@ -242,6 +240,14 @@ def blocks():
        "packs of the four tasks, trained on each at Pfeiffer et al.'s 5e-5, "
        "seed 1", [point(t, "fusion_pfeiffer64", FUSION_LR, 1)
                   for t in ("RTE", "MRPC", "STS-B", "CoLA")]),
+      ("17_heldout_sst2", "held-out seeds: seeds 2-3 of full fine-tuning on "
+       "SST-2 at its best rate (adapters' are block 9's)",
+       _at_best(("SST-2",), ("full",), (2, 3))),
+      ("18_pfeiffer_20ep", "under 2.5 % trained: Pfeiffer m=64 on CoLA and "
+       "RTE, 20 epochs at the m=64 best rate and the one below (seed 1, dev "
+       "curve), then seeds 2-3 at its selection over 3 and 20 epochs",
+       _probe_20ep(("CoLA", "RTE"), ("pfeiffer64",)) +
+       _seeds_at_selection(("CoLA", "RTE"), ("pfeiffer64",))),
   ]
 
 

@@ -110,12 +110,15 @@ def selection_key(row):
 
 def selected_point(rows, task, method, long_epochs):
   """(epochs, lr) of `method` on `task` with the best seed-1 dev score among
-  the task's-epochs sweep and the `long_epochs` runs at its best rate and
-  the one below (block 8's probe), or None until all of those are in."""
-  lr = best_lr(rows, task, method)
+  the task's-epochs runs and the `long_epochs` runs at the best rate of its
+  lr_source and the one below (block 8's probe), or None until all of those
+  are in. A method trained at another's rate (pfeiffer64) has one
+  task's-epochs run, at that rate."""
+  source = plan.lr_source(method)
+  lr = best_lr(rows, task, source)
   if lr is None:
     return None
-  short, long = plan.TASKS[task][3], {lr, rate_below(method, lr)}
+  short, long = plan.TASKS[task][3], {lr, rate_below(source, lr)}
   candidates = [r for r in rows
                 if (r["task"], r["method"], r["seed"], r["init"],
                     plan.batching_of(r)) ==
