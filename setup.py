@@ -9,7 +9,16 @@ setup(
     description="Parameter-efficient adapter tuning of BERT in TF2/Keras "
                 "(Model Garden)",
     packages=find_packages(include=["keras_adapters", "keras_adapters.*"]),
-    py_modules=["run_classifier", "run_squad"],
+    # The drivers and the exporter as commands; the repository root keeps
+    # run_classifier.py / run_squad.py as shims for Google BERT's habits.
+    entry_points={"console_scripts": [
+        "keras-adapters-classifier="
+        "keras_adapters.cli.run_classifier:entry_point",
+        "keras-adapters-squad=keras_adapters.cli.run_squad:entry_point",
+        "keras-adapters-export=keras_adapters.serving.export:entry_point",
+    ]},
+    # The ranges below resolve on 3.9-3.12; setup.sh's pinned stack
+    # (constraints.txt: scipy 1.17, scikit-learn 1.9) needs 3.11 or 3.12.
     python_requires=">=3.9,<3.13",
     # Compatible ranges, so that `pip install .` fits beside a user's own TF 2.x
     # stack. tf-models-official X.Y needs tensorflow~=X.Y.0 and

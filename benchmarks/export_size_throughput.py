@@ -34,10 +34,10 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (registers the TF Text ops)
 import tf_keras
 
-from keras_adapters import adapter_pack
-from keras_adapters.classifier import build_classifier
+from keras_adapters.saving import adapter_pack
+from keras_adapters.models.text_classifier import build_classifier
 from keras_adapters.data import glue
-from keras_adapters.loaders import load_pretrained
+from keras_adapters.loaders.pretrained import load_pretrained
 from keras_adapters.serving import export_classifier, export_multitask
 from keras_adapters.serving import export_pack
 

@@ -24,17 +24,17 @@ def time_mrpc_fit(warmup, steps, batch=32, seq=128, mode="adapter",
   sys.path.insert(0, REPO)
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tf_keras
-  from keras_adapters import training
-  from keras_adapters.classifier import build_classifier
+  from keras_adapters.training import optimizers
+  from keras_adapters.models.text_classifier import build_classifier
   from keras_adapters.data import glue
   from keras_adapters.data.features import make_dataset
-  from keras_adapters.presets import load_preset
+  from keras_adapters.loaders.presets import load_preset
 
   tf_keras.utils.set_random_seed(42)
   encoder, vocab_file, lower = load_preset()
   model, _ = build_classifier(encoder, 2, mode, adapter_size)
   total = warmup + steps
-  model.compile(optimizer=training.create_optimizer(1e-3, total, 0.1),
+  model.compile(optimizer=optimizers.create_optimizer(1e-3, total, 0.1),
                 loss=tf_keras.losses.SparseCategoricalCrossentropy(
                     from_logits=True))
   processor = glue.get_processor("mrpc")

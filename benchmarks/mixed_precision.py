@@ -34,7 +34,7 @@ def train_and_evaluate(policy, args, train, dev):
   predicted labels) of one run under `policy`."""
   import tf_keras  # pylint: disable=g-import-not-at-top
   from keras_adapters import AdapterTextClassifier  # pylint: disable=g-import-not-at-top
-  from keras_adapters import precision  # pylint: disable=g-import-not-at-top
+  from keras_adapters.training import precision  # pylint: disable=g-import-not-at-top
   with precision.global_policy(policy):
     clf = AdapterTextClassifier.from_preset(
         task_name="MRPC", seed=args.seed, max_seq_length=args.seq)

@@ -3,9 +3,9 @@
 Usage: python benchmarks/param_table.py > benchmarks/results/param_table.md
 """
 
-from keras_adapters.classifier import build_classifier
-from keras_adapters.loaders import load_pretrained
-from keras_adapters.tuning import parameter_report
+from keras_adapters.models.text_classifier import build_classifier
+from keras_adapters.loaders.pretrained import load_pretrained
+from keras_adapters.models.tuning import parameter_report
 
 pretrained = load_pretrained()
 print(f"{pretrained.description}, 2 classes, adapter_size 64\n")

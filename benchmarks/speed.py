@@ -87,7 +87,7 @@ def real_batch(batch, seq):
   """One batch of real MRPC training pairs, tokenized by the library."""
   from keras_adapters.data import glue
   from keras_adapters.data.features import make_dataset
-  from keras_adapters.presets import cache_dir
+  from keras_adapters.loaders.presets import cache_dir
   processor = glue.get_processor("MRPC")
   examples = processor.get_examples(
       os.path.join(REPO, "..", "shared", "data", "glue_data", "MRPC"),
@@ -104,15 +104,15 @@ def build(kind, args):
   :<xla>' -> a forward function of the classifier (training=False)."""
   import tensorflow as tf
   import tf_keras
-  from keras_adapters import training
-  from keras_adapters.classifier import build_classifier
-  from keras_adapters.loaders import load_pretrained
+  from keras_adapters.training import optimizers
+  from keras_adapters.models.text_classifier import build_classifier
+  from keras_adapters.loaders.pretrained import load_pretrained
   role, name, xla = kind.split(":")
   xla = xla == "1"
   encoder = load_pretrained().encoder  # a fresh copy: full mode changes it
   if role == "train":
     model, _ = build_classifier(encoder, 2, name, args.adapter_size)
-    model.compile(optimizer=training.create_optimizer(1e-4, 10000, 0.1),
+    model.compile(optimizer=optimizers.create_optimizer(1e-4, 10000, 0.1),
                   loss=tf_keras.losses.SparseCategoricalCrossentropy(
                       from_logits=True), jit_compile=xla)
     return model

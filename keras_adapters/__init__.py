@@ -1,16 +1,14 @@
 """Adapter tuning (Houlsby et al., 2019) for Model Garden BERT encoders.
 
-`import keras_adapters` loads the public classes, which registers the Keras
-serializables (so `tf_keras.models.load_model` finds them). The drivers set
-KERAS_ADAPTERS_LAZY_IMPORT=1 before importing the package, and a module run
-as `python -m keras_adapters.<module>` gets the same: the classes then load
-on first use (PEP 562), so a bad flag or data file is reported before
-TensorFlow is imported.
+The public classes load on first use (PEP 562), so that a submodule such as
+`keras_adapters.config` or a command's flag check does not import
+TensorFlow. Keras finds them when loading a `.keras` file by the module each
+one records; a SavedModel loaded with `tf_keras.models.load_model` needs a
+class touched first (e.g. `keras_adapters.AdapterTextClassifier`).
 """
 
 import importlib
 import os
-import sys
 
 # Model Garden runs on tf_keras (Keras 2). Imported before TensorFlow, this
 # makes tf.keras that same Keras 2, and `import tensorflow` skips loading
@@ -19,7 +17,6 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 __version__ = "0.1.0"
 
-LAZY_IMPORT_ENV = "KERAS_ADAPTERS_LAZY_IMPORT"
 _EXPORTS = {
     "UserInputError": "keras_adapters.errors",
     "AdapterLayer": "keras_adapters.layers.adapter_layer",
@@ -44,10 +41,3 @@ def __getattr__(name):
 
 def __dir__():
   return sorted(list(globals()) + __all__)
-
-
-# While `python -m` locates its module (and so imports this package),
-# sys.argv[0] is "-m".
-if os.environ.get(LAZY_IMPORT_ENV) != "1" and sys.argv[:1] != ["-m"]:
-  for _name in __all__:
-    __getattr__(_name)

@@ -151,7 +151,7 @@ def run_saved_model_test(model_or_layer, inputs, timeout=300):
 def minilm():
   """(encoder, vocab_file, do_lower_case) of the real all-MiniLM-L6-v2,
   loaded once per test session. Shared: callers must not modify it."""
-  from keras_adapters.presets import load_preset
+  from keras_adapters.loaders.presets import load_preset
   return load_preset()
 
 
@@ -176,8 +176,8 @@ def tiny_adapter_pack(path, adapter_size=8, labels=("0", "1"),
 
 @functools.lru_cache(maxsize=None)
 def _tiny_adapter_pack(adapter_size, labels, task_name, max_seq_length):
-  from keras_adapters import adapter_pack
-  from keras_adapters.classifier import build_classifier
+  from keras_adapters.saving import adapter_pack
+  from keras_adapters.models.text_classifier import build_classifier
   path = os.path.join(tempfile.mkdtemp(prefix="tiny_pack_"), "pack.npz")
   other = tiny_encoder(max_sequence_length=16, inner_activation="gelu",
                        seed=5)
@@ -200,7 +200,7 @@ def _tiny_adapter_pack(adapter_size, labels, task_name, max_seq_length):
 
 def minilm_cache():
   """The converted default model's cache directory (~/.cache/...)."""
-  from keras_adapters import presets  # pylint: disable=g-import-not-at-top
+  from keras_adapters.loaders import presets  # pylint: disable=g-import-not-at-top
   return Path(presets.cache_dir(presets.DEFAULT_PRESET))
 
 

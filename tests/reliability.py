@@ -5,7 +5,7 @@ tests/test_frozen.py (large tier), started once per session by conftest's
 import shutil
 
 import harness
-from keras_adapters import faults
+from keras_adapters.saving import faults
 
 FAULT = faults.ENV
 TOTAL_STEPS, SAVE_EVERY = 16, 4

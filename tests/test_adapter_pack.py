@@ -7,8 +7,8 @@ import pytest
 import tf_keras
 
 from harness import tiny_encoder
-from keras_adapters import adapter_pack
-from keras_adapters.classifier import build_classifier
+from keras_adapters.saving import adapter_pack
+from keras_adapters.models.text_classifier import build_classifier
 from keras_adapters.errors import UserInputError
 
 CONFIG = dict(task_name="mrpc", labels=["0", "1"], fine_tune_mode="adapter",

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from harness import DATA, GLUE_DIR, REPO, subprocess_env
-from keras_adapters import distribute
+from keras_adapters.training import distribute
 from keras_adapters.data import bucketing
 from keras_adapters.data import features
 from keras_adapters.data import glue
@@ -183,7 +183,7 @@ def test_xla_compiles_once_per_bucket_not_once_per_batch(tmp_path):
 def test_replicas_each_get_their_slice_of_every_bucketed_batch(mrpc):
   """Host 1 of a 2-host pod with 8 replicas: replicas 4..7 take rows 8..15
   of each global batch (features, labels and weights), at its bucket's
-  width: the even split the drivers rely on (keras_adapters/distribute.py)."""
+  width: the even split the drivers rely on (keras_adapters/training/distribute.py)."""
   context = tf.distribute.InputContext(
       num_input_pipelines=2, input_pipeline_id=1, num_replicas_in_sync=8)
   per_replica = distribute.per_replica_input(

@@ -1,4 +1,4 @@
-"""training.DevCurve (run_classifier.py --eval_every_epochs) on a stand-in
+"""callbacks.DevCurve (run_classifier.py --eval_every_epochs) on a stand-in
 model: which steps evaluate, the file it writes, and resuming (no training)."""
 
 import json
@@ -6,7 +6,7 @@ import types
 
 import tensorflow as tf
 
-from keras_adapters import training
+from keras_adapters.training import callbacks
 
 
 def _callback(path, step, every=1, steps_per_epoch=3, write=True):
@@ -14,7 +14,7 @@ def _callback(path, step, every=1, steps_per_epoch=3, write=True):
   returns the step it was called at."""
   model = types.SimpleNamespace(optimizer=types.SimpleNamespace(
       iterations=tf.Variable(step, dtype=tf.int64)))
-  callback = training.DevCurve(
+  callback = callbacks.DevCurve(
       lambda: dict(accuracy=int(model.optimizer.iterations.numpy()) / 100),
       steps_per_epoch, every, str(path), write=write)
   callback.set_model(model)

@@ -189,7 +189,7 @@ def test_only_the_chief_wrote_results(runs):
 
 
 def test_auto_strategy_choice(monkeypatch):
-  from keras_adapters import distribute
+  from keras_adapters.training import distribute
   from keras_adapters.errors import UserInputError
   monkeypatch.delenv("TF_CONFIG", raising=False)
   name = distribute.strategy_name
@@ -209,7 +209,7 @@ def test_auto_strategy_choice(monkeypatch):
 
 
 def test_bad_cluster_or_batch_is_one_clear_error(monkeypatch):
-  from keras_adapters import distribute
+  from keras_adapters.training import distribute
   from keras_adapters.errors import UserInputError
   monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["h:1"]}}')
   with pytest.raises(UserInputError, match="TF_CONFIG as JSON like"):
@@ -224,7 +224,7 @@ def test_bad_cluster_or_batch_is_one_clear_error(monkeypatch):
 
 
 def test_tpu_flags_reach_the_tpu_resolver(monkeypatch):
-  from keras_adapters import distribute
+  from keras_adapters.training import distribute
   calls = []
   monkeypatch.setattr(distribute, "_tpu_strategy",
                       lambda *args: calls.append(args) or "TPUStrategy")
@@ -290,7 +290,7 @@ def test_input_pipeline_has_static_shapes_and_splits_global_batches(
   training batches as host 1 of a 2-host pod with 8 replicas sees them."""
   import tensorflow as tf
   from harness import minilm
-  from keras_adapters import distribute
+  from keras_adapters.training import distribute
   from keras_adapters.data.features import make_dataset
   _, vocab_file, do_lower_case = minilm()
 
@@ -354,8 +354,8 @@ def test_train_step_compiles_with_xla(task):
   global-norm clipping) compiles with XLA on CPU, as TPUs require: an op
   without an XLA kernel would raise here. And it computes what TF does."""
   import tf_keras
-  from keras_adapters import training
-  from keras_adapters.classifier import build_classifier
+  from keras_adapters.training import optimizers
+  from keras_adapters.models.text_classifier import build_classifier
   from keras_adapters.squad import model as squad_model
   x = _inputs()
   losses, weights = {}, {}
@@ -364,14 +364,14 @@ def test_train_step_compiles_with_xla(task):
       model, _ = build_classifier(_tiny_encoder(), 2, "adapter", 16,
                                   dropout_rate=0.0)
       y = np.arange(8) % 2
-      model.compile(training.create_optimizer(1e-3, 10, 0.1),
+      model.compile(optimizers.create_optimizer(1e-3, 10, 0.1),
                     loss=tf_keras.losses.SparseCategoricalCrossentropy(
                         from_logits=True), jit_compile=jit)
     else:
       model, _ = squad_model.build_span_labeler(_tiny_encoder(), "adapter",
                                                 16)
       y = (np.arange(8) % 16, np.arange(8) % 16 + 1)
-      model.compile(training.create_optimizer(1e-3, 10, 0.1),
+      model.compile(optimizers.create_optimizer(1e-3, 10, 0.1),
                     loss=[squad_model.span_loss()] * 2,
                     loss_weights=[0.5, 0.5], jit_compile=jit)
     losses[jit] = [model.train_on_batch(x, y) for _ in range(3)]

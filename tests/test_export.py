@@ -18,8 +18,8 @@ import tf_keras
 
 from harness import GLUE_DIR, REPO, subprocess_env
 
-from keras_adapters import adapter_pack
-from keras_adapters.classifier import build_classifier
+from keras_adapters.saving import adapter_pack
+from keras_adapters.models.text_classifier import build_classifier
 from keras_adapters.data import glue
 from keras_adapters import AdapterTextPreprocessor
 from keras_adapters.errors import UserInputError
@@ -184,7 +184,7 @@ def _requests(ref, ids, dirs, mixed):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-  from keras_adapters.loaders import load_pretrained
+  from keras_adapters.loaders.pretrained import load_pretrained
   root = tmp_path_factory.mktemp("export")
   pre = load_pretrained()
   packs, ref, ids = _task_packs(root, pre)
@@ -289,7 +289,7 @@ def test_one_adapter_per_block_packs_export_alone_and_together(tmp_path,
   parallel ones (beside the FFN) serve as they compute in Keras, one task per
   SavedModel and two tasks in one (reloaded in this process); a Houlsby pack
   cannot join them."""
-  from keras_adapters.loaders import load_pretrained  # pylint: disable=g-import-not-at-top
+  from keras_adapters.loaders.pretrained import load_pretrained  # pylint: disable=g-import-not-at-top
   pre = load_pretrained()
   packs, refs = {}, {}
   for i, (task, pack_type) in enumerate((("sst-2", adapter_type),

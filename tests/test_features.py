@@ -165,7 +165,7 @@ def test_dynamic_padding_gives_the_same_model_outputs():
   """The real MiniLM with adapters gives the same logits for a batch padded
   to 128 and the same batch cut by dynamic padding (padding is masked)."""
   from harness import minilm
-  from keras_adapters.classifier import build_classifier
+  from keras_adapters.models.text_classifier import build_classifier
   encoder, vocab_file, lower = minilm()
   model, _ = build_classifier(encoder, 2, "adapter", 64)
   kwargs = dict(vocab_file=vocab_file, do_lower_case=lower,

@@ -22,7 +22,7 @@ def test_adapter_training_leaves_the_backbone_bit_identical(reliability):
   compares every pretrained variable: the frozen ones bit for bit, and the
   ones adapter mode trains (LayerNorms, pooler) must have moved."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from keras_adapters.classifier import build_classifier  # pylint: disable=g-import-not-at-top
+  from keras_adapters.models.text_classifier import build_classifier  # pylint: disable=g-import-not-at-top
   root, futures = reliability
   harness.checked(futures["reference"].result())
   pretrained = {_unscoped(v): v.numpy() for v in minilm()[0].weights}

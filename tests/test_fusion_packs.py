@@ -12,8 +12,8 @@ import pytest
 import tf_keras
 
 from harness import tiny_encoder
-from keras_adapters import adapter_pack
-from keras_adapters.classifier import build_classifier
+from keras_adapters.saving import adapter_pack
+from keras_adapters.models.text_classifier import build_classifier
 from keras_adapters.errors import UserInputError
 from keras_adapters.layers.adapter_fusion import AdapterFusion
 

@@ -24,14 +24,14 @@ from official.nlp.tools import tokenization
 from safetensors.numpy import load_file
 
 from keras_adapters.errors import UserInputError
-from keras_adapters.loaders import load_pretrained
+from keras_adapters.loaders.pretrained import load_pretrained
 from keras_adapters.loaders.hub import load_hub_encoder
 from keras_adapters.loaders.model_garden import load_model_garden_checkpoint
 from keras_adapters.loaders.safetensors_bert import google_names_from_hf
 from keras_adapters.loaders.safetensors_bert import load_safetensors_bert
 from keras_adapters.loaders.tf1_checkpoint import load_tf1_checkpoint
 from keras_adapters.loaders.tf1_checkpoint import write_tf1_checkpoint
-from keras_adapters.presets import preset_source_dir
+from keras_adapters.loaders.presets import preset_source_dir
 from reference_bert import bert_forward
 
 ATOL = 1e-4

@@ -11,13 +11,13 @@ from harness import assert_all_equal
 from harness import minilm
 from harness import run_saved_model_test
 from harness import tiny_encoder
-from keras_adapters import tuning
-from keras_adapters.classifier import build_classifier
+from keras_adapters.models import tuning
+from keras_adapters.models.text_classifier import build_classifier
 from keras_adapters.data import glue
 from keras_adapters.data.features import make_dataset
 from keras_adapters.layers.matmul_attention import MatmulAttention
 from keras_adapters.layers.matmul_attention import use_matmul_attention
-from keras_adapters.loaders import load_pretrained
+from keras_adapters.loaders.pretrained import load_pretrained
 from keras_adapters.networks.adapter_bert_encoder import add_adapters
 
 

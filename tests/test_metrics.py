@@ -6,7 +6,7 @@ import pytest
 
 from keras_adapters.data import glue
 from keras_adapters.errors import UserInputError
-from keras_adapters.metrics import compute_metrics
+from keras_adapters.tasks.metrics import compute_metrics
 
 
 def test_cola_accuracy_and_mcc():

@@ -9,9 +9,9 @@ import tensorflow as tf
 import tf_keras
 
 import harness
-from keras_adapters import adapter_pack
-from keras_adapters import precision
-from keras_adapters.models import AdapterTextClassifier
+from keras_adapters.saving import adapter_pack
+from keras_adapters.training import precision
+from keras_adapters.models.text_classifier import AdapterTextClassifier
 
 
 def _classifier(policy, dropout_rate=0.1, adapter_type="houlsby"):

@@ -1,6 +1,6 @@
 """Crash and resume, determinism, and saves that a crash cannot corrupt.
 
-Crashes are injected deterministically (keras_adapters/faults.py): the
+Crashes are injected deterministically (keras_adapters/saving/faults.py): the
 environment variable KERAS_ADAPTERS_FAULT makes a run `os._exit` right after
 a chosen step, or in the middle of a chosen write (after its temp file
 exists, before the rename). No timed kills, no sleeps.
@@ -41,7 +41,7 @@ import pytest
 
 import harness
 from harness import REPO
-from keras_adapters import faults
+from keras_adapters.saving import faults
 from reliability import SAVE_EVERY
 from reliability import TOTAL_STEPS
 
@@ -68,13 +68,15 @@ def _tiny_classifier(tiny_encoder, total_steps):
   """A tiny random BERT with adapters and no dropout, so two fits of it
   are bit for bit repeatable."""
   import tf_keras  # pylint: disable=g-import-not-at-top
-  from keras_adapters import training  # pylint: disable=g-import-not-at-top
-  from keras_adapters.classifier import build_classifier  # pylint: disable=g-import-not-at-top
+  from keras_adapters.saving import atomic  # pylint: disable=g-import-not-at-top
+  from keras_adapters.training import checkpoints  # pylint: disable=g-import-not-at-top
+  from keras_adapters.training import optimizers  # pylint: disable=g-import-not-at-top
+  from keras_adapters.models.text_classifier import build_classifier  # pylint: disable=g-import-not-at-top
   model, _ = build_classifier(
       tiny_encoder(max_sequence_length=16, dropout_rate=0.0,
                    attention_dropout_rate=0.0), 2, "adapter", 4,
       dropout_rate=0.0)
-  model.compile(optimizer=training.create_optimizer(3e-3, total_steps, 0.1),
+  model.compile(optimizer=optimizers.create_optimizer(3e-3, total_steps, 0.1),
                 loss=tf_keras.losses.SparseCategoricalCrossentropy(
                     from_logits=True))
   return model
@@ -97,8 +99,10 @@ def _batches(skip):
 
 def _fit(model, out, stop_at):
   """fit_resumable in `out` up to step `stop_at` (a checkpoint every 4)."""
-  from keras_adapters import training  # pylint: disable=g-import-not-at-top
-  return training.fit_resumable(model, _batches, 8, stop_at, str(out),
+  from keras_adapters.saving import atomic  # pylint: disable=g-import-not-at-top
+  from keras_adapters.training import checkpoints  # pylint: disable=g-import-not-at-top
+  from keras_adapters.training import optimizers  # pylint: disable=g-import-not-at-top
+  return checkpoints.fit_resumable(model, _batches, 8, stop_at, str(out),
                                 save_checkpoints_steps=4)
 
 
@@ -210,8 +214,8 @@ def _trained_weights(checkpoint):
   """The pack-keyed trained variables stored in a run's checkpoint; it
   must restore completely."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from keras_adapters import adapter_pack  # pylint: disable=g-import-not-at-top
-  from keras_adapters.classifier import build_classifier  # pylint: disable=g-import-not-at-top
+  from keras_adapters.saving import adapter_pack  # pylint: disable=g-import-not-at-top
+  from keras_adapters.models.text_classifier import build_classifier  # pylint: disable=g-import-not-at-top
   model, encoder = build_classifier(harness.minilm()[0], 2, "adapter", 64)
   tf.train.Checkpoint(model=model).read(
       checkpoint).assert_existing_objects_matched()
@@ -301,7 +305,7 @@ def test_killed_in_writes_leaves_nothing_loadable_and_reruns_complete(
   the eval_results.txt write: each time, only hidden temp files are
   partial, what the run had published before still loads, and a re-run of
   the same command completes as the unbroken run."""
-  from keras_adapters import adapter_pack  # pylint: disable=g-import-not-at-top
+  from keras_adapters.saving import adapter_pack  # pylint: disable=g-import-not-at-top
   from keras_adapters.errors import UserInputError  # pylint: disable=g-import-not-at-top
   root, futures = reliability
   links = futures["killed"].result()
@@ -362,20 +366,20 @@ import sys
 import numpy as np
 import tensorflow as tf
 import tf_keras
-from keras_adapters import adapter_pack, training
+from keras_adapters.saving import adapter_pack, training
 out = sys.argv[1]
 backbone = tf_keras.layers.Dense(8, trainable=False)
 model = tf_keras.Sequential([tf_keras.Input((8,)), backbone,
                              tf_keras.layers.Dense(256)])
 model.compile(optimizer="adam")
-manager = training.checkpoint_manager(model, out)
+manager = checkpoints.checkpoint_manager(model, out)
 for version in (1, 2):  # every save holds its version in every trained weight
   for v in model.trainable_variables:
     v.assign(tf.fill(v.shape, float(version)))
   manager.save(checkpoint_number=version)
   adapter_pack.save_adapter_pack(out + "/adapter_pack.npz", model, backbone,
                                  dict(version=version))
-  training.write_atomically(out + "/results.txt", f"version = {version}\n")
+  atomic.write_atomically(out + "/results.txt", f"version = {version}\n")
 print("all saved", flush=True)
 """
 
@@ -388,7 +392,7 @@ def test_killed_in_the_second_write_keeps_the_first_complete(kind, tmp_path):
   version 1, complete; version 2 exists only as a hidden temp."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tf_keras  # pylint: disable=g-import-not-at-top
-  from keras_adapters import adapter_pack  # pylint: disable=g-import-not-at-top
+  from keras_adapters.saving import adapter_pack  # pylint: disable=g-import-not-at-top
   result = subprocess.run(
       [sys.executable, "-c", _SAVER, str(tmp_path)], cwd=REPO,
       env=harness.driver_env(**{FAULT: f"write:{kind}:2"}),

@@ -19,8 +19,8 @@ import tf_keras
 import harness
 from harness import GLUE_DIR
 from harness import minilm
-from keras_adapters import adapter_pack
-from keras_adapters.classifier import build_classifier
+from keras_adapters.saving import adapter_pack
+from keras_adapters.models.text_classifier import build_classifier
 from keras_adapters.data import glue
 from keras_adapters.data.features import make_dataset
 

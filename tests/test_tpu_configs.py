@@ -68,7 +68,7 @@ def test_config_is_valid_with_the_paper_sweep(path, driver_flags):
     assert tpu["tfds_name"] == f"glue/{path.stem}"
     assert (REPO / local["data_dir"] / "dev.tsv").is_file()
     # the metric is one the driver writes for this task
-    from keras_adapters import metrics
+    from keras_adapters.tasks import metrics
     written = metrics.compute_metrics(GLUE[path.stem], [0, 1, 1], [0, 1, 0])
     assert config["metric"] in {f"eval_{k}" for k in written}
   else:

@@ -1,4 +1,4 @@
-"""training.TrainTokens (run_classifier.py --report_train_tokens) on a
+"""callbacks.TrainTokens (run_classifier.py --report_train_tokens) on a
 stand-in model: per-epoch steps, time and non-pad tokens counted on a fresh
 copy of the batches, sample weights honoured, resume counted from its step."""
 
@@ -8,7 +8,7 @@ import types
 
 import tensorflow as tf
 
-from keras_adapters import training
+from keras_adapters.training import callbacks
 
 
 def _batches(skip, weights=True):
@@ -29,7 +29,7 @@ def _report(capsys, epochs, start=0, weights=True):
   """Runs the callback over `epochs` (steps each) from step `start`."""
   model = types.SimpleNamespace(optimizer=types.SimpleNamespace(
       iterations=tf.Variable(start, dtype=tf.int64)))
-  callback = training.TrainTokens(lambda skip: _batches(skip, weights))
+  callback = callbacks.TrainTokens(lambda skip: _batches(skip, weights))
   callback.set_model(model)
   callback.on_train_begin()
   for epoch, steps in enumerate(epochs):

@@ -1,4 +1,4 @@
-"""keras_adapters/training.py: the train step is traced once.
+"""keras_adapters/training/: the train step is traced once.
 
 Keras creates the optimizer slots and the metric trackers inside the first
 train step; a tf.function whose first call creates variables traces twice.

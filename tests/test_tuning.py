@@ -4,8 +4,8 @@ import pytest
 
 from harness import minilm
 from harness import tiny_encoder
-from keras_adapters import tuning
-from keras_adapters.classifier import build_classifier
+from keras_adapters.models import tuning
+from keras_adapters.models.text_classifier import build_classifier
 from keras_adapters.errors import UserInputError
 
 LAYERS = 2

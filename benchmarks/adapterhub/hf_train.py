@@ -4,7 +4,7 @@ JSON line (dev metrics, epoch times, tokens/s, trained parameters).
 
 Runs in .venv-adapterhub (see setup.sh). It reads the GLUE files with this
 repo's own reader and scores with its own metrics (keras_adapters.data.glue
-and keras_adapters.metrics, which need no TensorFlow), so both libraries see
+and keras_adapters.tasks.metrics, which need no TensorFlow), so both libraries see
 the same examples and the same metric code.
 
 Matched to run_classifier.py: the all-MiniLM-L6-v2 safetensors of the wheel

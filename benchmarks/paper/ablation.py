@@ -57,7 +57,7 @@ def parse_args():
 def read_pack_and_dev(args):
   """(pack config, GLUE processor, dev examples); a one-line exit if the
   pack is not an adapter run's or the dev file is bad."""
-  from keras_adapters import adapter_pack
+  from keras_adapters.saving import adapter_pack
   from keras_adapters.data import glue
   from keras_adapters.errors import UserInputError
   try:
@@ -76,10 +76,10 @@ def read_pack_and_dev(args):
 def dev_evaluator(args, config, processor, examples):
   """(the pack's classifier's encoder, a function returning its dev
   metrics as the weights are now)."""
-  from keras_adapters import adapter_pack, metrics
-  from keras_adapters.classifier import build_classifier
+  from keras_adapters.saving import adapter_pack, metrics
+  from keras_adapters.models.text_classifier import build_classifier
   from keras_adapters.data.features import make_dataset
-  from keras_adapters.loaders import load_pretrained
+  from keras_adapters.loaders.pretrained import load_pretrained
   pretrained = load_pretrained()
   num_classes = 1 if processor.is_regression else len(processor.labels)
   model, encoder = build_classifier(pretrained.encoder, num_classes,

@@ -92,7 +92,7 @@ def main():
     parser.error(f"--task {args.task} is a regression task; give a "
                  "classification task (e.g. RTE, MRPC, CoLA, SST-2)")
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from keras_adapters.loaders import load_pretrained  # pylint: disable=g-import-not-at-top
+  from keras_adapters.loaders.pretrained import load_pretrained  # pylint: disable=g-import-not-at-top
   begin = time.time()
   pretrained = load_pretrained()
   (train_x, train_y), (dev_x, dev_y) = (

@@ -183,6 +183,11 @@ def _seeds_at_selection(tasks, methods=("adapter64", "full")):
 
 def blocks():
   """[(block name, what it is for, [points])], most informative first."""
+  return _paper_blocks() + _later_blocks()
+
+
+def _paper_blocks():
+  """Blocks 1-7: the paper's table and figures."""
   baselines = ("adapter8", "adapter256", "top1", "top3", "ln")
   unswept = ("adapter8", "adapter256", "top1")
   return [
@@ -207,6 +212,12 @@ def blocks():
        "1e-7..1, seed 1",
        [point("MRPC", "adapter64", "best:adapter64", 1, init)
         for init in INIT_SCALES]),
+  ]
+
+
+def _later_blocks():
+  """Blocks 8-: longer training, seeds, adapter variants, composition."""
+  return [
       ("8_probe_20ep", "issue #27 probe: CoLA and RTE, adapters m=64 and "
        "full, 20 epochs at the 3-epoch best LR and the next lower one, "
        "seed 1, dev curve per epoch",

@@ -14,7 +14,7 @@ class AdapterLayer(tf_keras.layers.Layer):
   `init_scale` and zero biases, so a new adapter is close to the identity
   (exactly the identity when `init_scale=0`). It holds 2md + d + m weights.
 
-  Under a mixed policy (keras_adapters/precision.py) the projections compute
+  Under a mixed policy (keras_adapters/training/precision.py) the projections compute
   in 16 bits but the skip add runs in float32 and the output is float32: a
   near-identity adapter's update is ~1e-3 of x, below bfloat16's precision
   (2^-8), and would be rounded away in a 16-bit add.

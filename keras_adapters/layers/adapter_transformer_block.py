@@ -8,7 +8,7 @@ import tensorflow as tf
 import tf_keras
 from official.nlp.modeling import layers as nlp_layers
 
-from keras_adapters.layers import ADAPTER_TYPES
+from keras_adapters.config import ADAPTER_TYPES
 from keras_adapters.layers.adapter_fusion import AdapterFusion
 from keras_adapters.layers.adapter_layer import AdapterLayer
 

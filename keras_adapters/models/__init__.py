@@ -1,4 +1,2 @@
-"""The Keras task API: a preprocessor and a classifier over adapter BERT."""
-
-from keras_adapters.models.text_classifier import AdapterTextClassifier
-from keras_adapters.models.text_preprocessor import AdapterTextPreprocessor
+"""The Keras task API: a preprocessor and a classifier over adapter BERT,
+and the fine-tuning modes (tuning.py)."""

@@ -6,11 +6,11 @@ import tensorflow as tf
 import tf_keras
 from official.nlp.modeling import models
 
-from keras_adapters import adapter_pack
-from keras_adapters import distribute
-from keras_adapters import precision
-from keras_adapters import training
-from keras_adapters import tuning
+from keras_adapters.saving import adapter_pack
+from keras_adapters.training import distribute
+from keras_adapters.training import precision
+from keras_adapters.training import optimizers
+from keras_adapters.models import tuning
 from keras_adapters.data import bucketing
 from keras_adapters.data import features
 from keras_adapters.data import glue
@@ -127,7 +127,7 @@ class AdapterTextClassifier(models.BertClassifier):
         of one adapter_type to fuse (AdapterFusion; fine_tune_mode
         "fusion" then trains the fusion, the LayerNorms and the head).
     """
-    from keras_adapters.loaders import load_pretrained  # pylint: disable=g-import-not-at-top
+    from keras_adapters.loaders.pretrained import load_pretrained  # pylint: disable=g-import-not-at-top
     if seed is not None:
       tf_keras.utils.set_random_seed(seed)
     pretrained = load_pretrained(
@@ -166,7 +166,7 @@ class AdapterTextClassifier(models.BertClassifier):
     """Compiles with the drivers' optimizer, loss and metrics: Model
     Garden's AdamW, linear warmup then decay to 0 over `num_train_steps`,
     at the mode's default rate unless `learning_rate` is given."""
-    learning_rate = learning_rate or training.DEFAULT_LEARNING_RATES[
+    learning_rate = learning_rate or optimizers.DEFAULT_LEARNING_RATES[
         self.task_config["fine_tune_mode"]]
     if self.is_regression:
       loss, metrics = tf_keras.losses.MeanSquaredError(), []
@@ -174,12 +174,12 @@ class AdapterTextClassifier(models.BertClassifier):
       loss = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
       metrics = ["accuracy"]
     with self.distribute_strategy.scope():
-      optimizer = precision.configure_optimizer(training.create_optimizer(
+      optimizer = precision.configure_optimizer(optimizers.create_optimizer(
           learning_rate, max(1, int(num_train_steps)), warmup_proportion),
                                                 self.dtype_policy)
       self.compile(optimizer=optimizer, loss=loss, metrics=metrics,
                    **compile_kwargs)
-    training.create_step_variables(self, tf.zeros(
+    optimizers.create_step_variables(self, tf.zeros(
         [1], tf.float32 if self.is_regression else tf.int32))
     return learning_rate
 
@@ -345,7 +345,7 @@ class AdapterTextClassifier(models.BertClassifier):
   def evaluate(self, x=None, y=None, batch_size=None, dynamic_padding=None,
                **kwargs):
     """{metric: value}: the task's metrics (scikit-learn/SciPy)."""
-    from keras_adapters import metrics  # pylint: disable=g-import-not-at-top
+    from keras_adapters.tasks import metrics  # pylint: disable=g-import-not-at-top
     if ("_use_cached_eval_dataset" in kwargs or self.preprocessor is None or
         task_inputs.holds_ids(x)):
       return super().evaluate(x, y, batch_size=batch_size, **kwargs)
@@ -394,3 +394,21 @@ class AdapterTextClassifier(models.BertClassifier):
         labels=None if c["is_regression"] else labels,
         is_regression=c["is_regression"], is_pair=c["is_pair"],
         task_name=c["task_name"], include_text=include_text)
+
+
+def build_classifier(pretrained_encoder, num_classes, fine_tune_mode="adapter",
+                     adapter_size=64, adapter_init_scale=1e-3, top_k_layers=1,
+                     dropout_rate=0.1, adapter_type="houlsby",
+                     fused_adapter_sizes=()):
+  """Returns (model, encoder): an `AdapterTextClassifier` without a
+  preprocessor (it takes token ids), i.e. Model Garden's `BertClassifier`
+  (pooled output, dropout, dense; `num_classes=1` for regression) with the
+  mode's variables set trainable. Pass the *pretrained* encoder: adapters
+  are added here, for `fine_tune_mode="adapter"`."""
+  model = AdapterTextClassifier(
+      pretrained_encoder, None, num_classes=num_classes,
+      regression=num_classes == 1, fine_tune_mode=fine_tune_mode,
+      adapter_size=adapter_size, adapter_init_scale=adapter_init_scale,
+      top_k_layers=top_k_layers, dropout_rate=dropout_rate,
+      adapter_type=adapter_type, fused_adapter_sizes=fused_adapter_sizes)
+  return model, model.encoder

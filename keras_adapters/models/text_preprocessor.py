@@ -25,7 +25,7 @@ class AdapterTextPreprocessor(tf_keras.layers.Layer):
   the serving graph and in the multi-task server alike.
 
   >>> import os
-  >>> from keras_adapters.presets import load_preset
+  >>> from keras_adapters.loaders.presets import load_preset
   >>> vocab = load_preset()[1]
   >>> pre = AdapterTextPreprocessor(vocab, lower_case=True, max_seq_length=8)
   >>> pre(["Hello world"])["input_word_ids"].numpy().tolist()

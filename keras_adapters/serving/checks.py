@@ -4,9 +4,9 @@ and the packs (read with NumPy). No TensorFlow import here, so that
 
 import os
 
-from keras_adapters import adapter_pack
+from keras_adapters.saving import adapter_pack
 from keras_adapters.errors import UserInputError
-from keras_adapters.layers import ADAPTER_TYPES
+from keras_adapters.config import ADAPTER_TYPES
 
 
 def check_export_dir(export_dir):

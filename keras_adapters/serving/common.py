@@ -6,7 +6,7 @@ import tempfile
 
 import tensorflow as tf
 
-from keras_adapters import faults
+from keras_adapters.saving import faults
 from keras_adapters.data.limits import check_max_seq_length
 from keras_adapters.data.limits import MAX_SEQ_LENGTH_LIMIT
 from keras_adapters.errors import UserInputError
@@ -80,7 +80,7 @@ class Untracked:
 
 def named_variables(model, encoder):
   """{stable name: variable} of `model`, encoder names as in adapter packs."""
-  from keras_adapters.adapter_pack import _key  # pylint: disable=g-import-not-at-top
+  from keras_adapters.saving.adapter_pack import _key  # pylint: disable=g-import-not-at-top
   encoder_ids = set(map(id, encoder.weights))
   named = {}
   for variable in model.variables:

@@ -3,10 +3,12 @@
 One pack: the single-task SavedModel of classifier_server.py. Several packs
 (or --multitask): one SavedModel over one backbone (multitask.py).
 
-CLI: python -m keras_adapters.serving.export --adapter_pack=P --export_dir=D
+CLI: keras-adapters-export --adapter_pack=P --export_dir=D
+(or python -m keras_adapters.serving.export ...)
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -20,9 +22,9 @@ def export_pack(pack_path, export_dir, pretrained=None, max_seq_length=None,
                 is_pair=None, include_text=True, **load_kwargs):
   """Exports the task of the adapter pack at `pack_path` on its backbone
   (`pretrained`, else `load_pretrained(**load_kwargs)`)."""
-  from keras_adapters.adapter_pack import read_pack  # pylint: disable=g-import-not-at-top
-  from keras_adapters.loaders import load_pretrained  # pylint: disable=g-import-not-at-top
-  from keras_adapters.models import AdapterTextClassifier  # pylint: disable=g-import-not-at-top
+  from keras_adapters.saving.adapter_pack import read_pack  # pylint: disable=g-import-not-at-top
+  from keras_adapters.loaders.pretrained import load_pretrained  # pylint: disable=g-import-not-at-top
+  from keras_adapters.models.text_classifier import AdapterTextClassifier  # pylint: disable=g-import-not-at-top
   config, _ = read_pack(pack_path)
   is_pair = task_is_pair(config, pack_path) if is_pair is None else is_pair
   if pretrained is None:
@@ -38,7 +40,7 @@ def export_pack(pack_path, export_dir, pretrained=None, max_seq_length=None,
 
 def _main():
   from absl import flags  # pylint: disable=g-import-not-at-top
-  from keras_adapters import driver_flags
+  from keras_adapters.cli import driver_flags
   fl = flags.FLAGS
   packs = list(fl.adapter_pack or [])
   if fl.output_dir:
@@ -67,7 +69,7 @@ def _main():
 def main():
   from absl import app  # pylint: disable=g-import-not-at-top
   from absl import flags
-  from keras_adapters import driver_flags
+  from keras_adapters.cli import driver_flags
   driver_flags.define_model_flags()
   flags.DEFINE_list("adapter_pack", None, "Pack(s) (adapter_pack.npz); "
                     "several = one multi-task SavedModel.")
@@ -80,7 +82,12 @@ def main():
                     "only for packs that do not record it (older versions).")
   flags.DEFINE_bool("ids_only", False, "Token-id signature only (no TF Text "
                     "ops; for servers/tools without TF Text).")
-  app.run(driver_flags.main_with_clean_errors(_main, "export"))
+  # `python -m` calls this module's file "export.py"; the command is itself.
+  program = "export" if sys.argv[0].endswith(".py") else None
+  app.run(driver_flags.main_with_clean_errors(_main, program))
+
+
+entry_point = main  # the keras-adapters-export command (setup.py)
 
 
 if __name__ == "__main__":

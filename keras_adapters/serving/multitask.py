@@ -23,9 +23,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from keras_adapters import adapter_pack
+from keras_adapters.saving import adapter_pack
 from keras_adapters.errors import UserInputError
-from keras_adapters.layers import ADAPTER_TYPES
+from keras_adapters.config import ADAPTER_TYPES
 from keras_adapters.models.text_preprocessor import AdapterTextPreprocessor
 from keras_adapters.models.text_preprocessor import IDS
 from keras_adapters.serving import common
@@ -106,7 +106,7 @@ def _task_value(path, arrays, key, variable):
 def _stack_task_variables(model, encoder, packs, arrays):
   """{id(leaf): (leaf, {attribute: [N, ...] variable})} for every trained
   variable of `model`, stacked over the packs."""
-  from keras_adapters.tuning import _leaves  # pylint: disable=g-import-not-at-top
+  from keras_adapters.models.tuning import _leaves  # pylint: disable=g-import-not-at-top
   encoder_ids = set(map(id, encoder.weights))
   owner = {id(v): leaf for leaf in _leaves(model) for v in leaf.weights}
   stacks = {}
@@ -128,7 +128,7 @@ class MultiTaskServer(tf.Module):
 
   def __init__(self, packs, pretrained, max_seq_length=None, is_pair=None):
     super().__init__(name="multitask_server")
-    from keras_adapters.classifier import build_classifier  # pylint: disable=g-import-not-at-top
+    from keras_adapters.models.text_classifier import build_classifier  # pylint: disable=g-import-not-at-top
     configs, arrays = check_packs(packs)
     names = [c.get("task_name", "") for c in configs]
     self.task_names = names
@@ -270,7 +270,7 @@ def export_multitask(packs, export_dir, pretrained=None, max_seq_length=None,
   Returns: export_dir.
   """
   if pretrained is None:
-    from keras_adapters.loaders import load_pretrained  # pylint: disable=g-import-not-at-top
+    from keras_adapters.loaders.pretrained import load_pretrained  # pylint: disable=g-import-not-at-top
     pretrained = load_pretrained(**load_kwargs)
   server = MultiTaskServer(list(packs), pretrained, max_seq_length, is_pair)
   return common.save(server, export_dir, server.signatures(include_text))

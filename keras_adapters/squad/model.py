@@ -4,7 +4,7 @@ import tensorflow as tf
 import tf_keras
 from official.nlp.modeling import models
 
-from keras_adapters import tuning
+from keras_adapters.models import tuning
 
 
 def build_span_labeler(pretrained_encoder, fine_tune_mode="adapter",
@@ -15,7 +15,7 @@ def build_span_labeler(pretrained_encoder, fine_tune_mode="adapter",
   run_squad.py) with the mode's variables set trainable.
 
   Adapters are added only for `fine_tune_mode="adapter"`. The modes are those
-  of the classifier (keras_adapters.tuning), except that the encoder's pooler,
+  of the classifier (keras_adapters.models.tuning), except that the encoder's pooler,
   which span labeling does not use, is frozen in every mode.
   The model maps {"input_word_ids", "input_mask", "input_type_ids"} to
   [start_logits, end_logits], each [batch, seq_length].

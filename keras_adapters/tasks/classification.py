@@ -81,7 +81,7 @@ class ClassificationTask:
     del pretrained, settings
 
   def build_model(self, pretrained, settings):
-    from keras_adapters.models import AdapterTextClassifier  # pylint: disable=g-import-not-at-top
+    from keras_adapters.models.text_classifier import AdapterTextClassifier  # pylint: disable=g-import-not-at-top
     model = AdapterTextClassifier.from_pretrained(
         pretrained, self.max_seq_length, task_name=self.processor.name,
         labels=None if self.processor.is_regression else self.labels,
@@ -127,13 +127,14 @@ class ClassificationTask:
   def train_callbacks(self, model, settings, steps_per_epoch, chief):
     """The dev curve (dev_curve.jsonl) with --eval_every_epochs; the
     tokens trained on with --report_train_tokens."""
-    from keras_adapters import training  # pylint: disable=g-import-not-at-top
+    from keras_adapters.saving import atomic  # pylint: disable=g-import-not-at-top
+    from keras_adapters.training import callbacks  # pylint: disable=g-import-not-at-top
     callbacks = []
     if self.report_train_tokens:
-      callbacks.append(training.TrainTokens(
+      callbacks.append(callbacks.TrainTokens(
           lambda skip: self.train_batches(model, settings, skip)))
     if self.eval_every_epochs:
-      callbacks.append(training.DevCurve(
+      callbacks.append(callbacks.DevCurve(
           lambda: self._dev_metrics(model), steps_per_epoch,
           self.eval_every_epochs,
           os.path.join(settings.output_dir, "dev_curve.jsonl"), write=chief))
@@ -154,7 +155,7 @@ class ClassificationTask:
       self._predict(model, settings.output_dir, chief)
 
   def _export(self, model, settings, chief, strategy):
-    from keras_adapters import distribute  # pylint: disable=g-import-not-at-top
+    from keras_adapters.training import distribute  # pylint: disable=g-import-not-at-top
     # Every worker saves (collectively); non-chief ones into their own dir.
     export_dir = settings.export_dir if chief else os.path.join(
         distribute.worker_dir(strategy, settings.output_dir), "export")
@@ -170,19 +171,21 @@ class ClassificationTask:
                           self.batch_size["dev"], dynamic_padding=False)
 
   def _evaluate(self, model, output_dir, step, chief):
-    from keras_adapters import training  # pylint: disable=g-import-not-at-top
+    from keras_adapters.saving import atomic  # pylint: disable=g-import-not-at-top
+    from keras_adapters.training import callbacks  # pylint: disable=g-import-not-at-top
     dev = self.examples["dev"]
     result = self._dev_metrics(model)
     lines = [f"eval_{k} = {v:.6f}" for k, v in sorted(result.items())]
     text = "\n".join(lines + [f"global_step = {step}"]) + "\n"
     path = os.path.join(output_dir, "eval_results.txt")
     if chief:
-      training.write_atomically(path, text)
+      atomic.write_atomically(path, text)
       print(f"***** Eval results ({len(dev)} dev examples) -> {path}")
       print(text, end="")
 
   def _predict(self, model, output_dir, chief):
-    from keras_adapters import training  # pylint: disable=g-import-not-at-top
+    from keras_adapters.saving import atomic  # pylint: disable=g-import-not-at-top
+    from keras_adapters.training import callbacks  # pylint: disable=g-import-not-at-top
     outputs = model.predict(_texts(self.examples["test"]),
                             self.batch_size["test"], dynamic_padding=False)
     if not chief:
@@ -193,10 +196,10 @@ class ClassificationTask:
     else:
       rows = ["\t".join(f"{p:.6f}" for p in row) for row in outputs]
       submission = [self.labels[i] for i in outputs.argmax(-1)]
-    training.write_atomically(os.path.join(output_dir, "test_results.tsv"),
+    atomic.write_atomically(os.path.join(output_dir, "test_results.tsv"),
                               "\n".join(rows) + "\n")
     glue_file = os.path.join(output_dir,
                              self.processor.submission_name + ".tsv")
-    training.write_atomically(glue_file, "index\tprediction\n" + "".join(
+    atomic.write_atomically(glue_file, "index\tprediction\n" + "".join(
         f"{i}\t{p}\n" for i, p in enumerate(submission)))
     print(f"Wrote test_results.tsv and {glue_file}")

@@ -31,8 +31,9 @@ class SquadOptions:
 
 
 def _write_json(path, obj):
-  from keras_adapters import training  # pylint: disable=g-import-not-at-top
-  training.write_atomically(path, json.dumps(obj, indent=4) + "\n")
+  from keras_adapters.saving import atomic  # pylint: disable=g-import-not-at-top
+  from keras_adapters.training import optimizers  # pylint: disable=g-import-not-at-top
+  atomic.write_atomically(path, json.dumps(obj, indent=4) + "\n")
 
 
 class SquadTask:
@@ -94,16 +95,17 @@ class SquadTask:
 
   def compile(self, model, settings, total_steps):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from keras_adapters import training  # pylint: disable=g-import-not-at-top
+    from keras_adapters.saving import atomic  # pylint: disable=g-import-not-at-top
+    from keras_adapters.training import optimizers  # pylint: disable=g-import-not-at-top
     from keras_adapters.squad import model as squad_model  # pylint: disable=g-import-not-at-top
-    from keras_adapters import precision  # pylint: disable=g-import-not-at-top
+    from keras_adapters.training import precision  # pylint: disable=g-import-not-at-top
     model.compile(
-        optimizer=precision.configure_optimizer(training.create_optimizer(
+        optimizer=precision.configure_optimizer(optimizers.create_optimizer(
             settings.learning_rate, total_steps, settings.warmup_proportion),
                                                 model.dtype_policy),
         loss=[squad_model.span_loss(), squad_model.span_loss()],
         loss_weights=[0.5, 0.5], jit_compile=settings.jit_compile)
-    training.create_step_variables(model, (tf.zeros([1], tf.int32),) * 2)
+    optimizers.create_step_variables(model, (tf.zeros([1], tf.int32),) * 2)
 
   def num_train_examples(self):
     return len(self.features.get("train", []))
@@ -154,7 +156,7 @@ class SquadTask:
   def _predict(self, model):
     """(predictions, nbest, null_odds) of the predict file's questions."""
     import numpy as np  # pylint: disable=g-import-not-at-top
-    from keras_adapters import distribute  # pylint: disable=g-import-not-at-top
+    from keras_adapters.training import distribute  # pylint: disable=g-import-not-at-top
     from keras_adapters.squad import data  # pylint: disable=g-import-not-at-top
     features, batch = self.features["predict"], self.options.predict_batch_size
     # Full batches (static shapes, even replica split); drop the padding.
@@ -184,7 +186,8 @@ class SquadTask:
 
   def _evaluate(self, outputs, out, step):
     """Official EM/F1 into eval_results.txt, when the file has answers."""
-    from keras_adapters import training  # pylint: disable=g-import-not-at-top
+    from keras_adapters.saving import atomic  # pylint: disable=g-import-not-at-top
+    from keras_adapters.training import optimizers  # pylint: disable=g-import-not-at-top
     from keras_adapters.squad import evaluate  # pylint: disable=g-import-not-at-top
     predictions, _, null_odds = outputs
     squad, version_2 = self.squad["predict"], self.options.version_2
@@ -200,7 +203,7 @@ class SquadTask:
                      if k.startswith("best_")})
     text = evaluate.format_results(result, step)
     path = os.path.join(out, "eval_results.txt")
-    training.write_atomically(path, text)
+    atomic.write_atomically(path, text)
     print(f"***** Eval results ({squad.num_questions} questions, official "
           f"SQuAD v{'2.0' if version_2 else '1.1'} metrics) -> {path}")
     print(text, end="")

@@ -14,7 +14,7 @@ import tempfile
 
 import numpy as np
 
-from keras_adapters import faults
+from keras_adapters.saving import faults
 from keras_adapters.errors import UserInputError
 
 _META = "__config__"

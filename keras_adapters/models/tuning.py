@@ -16,12 +16,12 @@ default model's pooler was never trained, so every mode trains it.
 import tf_keras
 
 from keras_adapters.errors import UserInputError
-from keras_adapters.layers import ADAPTER_TYPES
+from keras_adapters.config import ADAPTER_TYPES
 from keras_adapters.layers.adapter_fusion import AdapterFusion
 from keras_adapters.layers.matmul_attention import use_matmul_attention
 from keras_adapters.networks.adapter_bert_encoder import AdapterBertEncoder
 from keras_adapters.networks.adapter_bert_encoder import add_adapters
-from keras_adapters.tuning_modes import FINE_TUNE_MODES
+from keras_adapters.config import FINE_TUNE_MODES
 
 
 def prepare_encoder(encoder, mode, adapter_size=64, init_scale=1e-3,

@@ -47,7 +47,7 @@ class Settings:
   @classmethod
   def from_flags(cls, flag_values):
     """Settings from absl flags (the mode's default learning rate filled)."""
-    from keras_adapters.training import DEFAULT_LEARNING_RATES  # pylint: disable=g-import-not-at-top
+    from keras_adapters.training.optimizers import DEFAULT_LEARNING_RATES  # pylint: disable=g-import-not-at-top
     values = {f.name: getattr(flag_values, f.name, None)
               for f in dataclasses.fields(cls)}
     values["fuse_packs"] = tuple(values["fuse_packs"] or ())
@@ -59,7 +59,7 @@ class Settings:
 
 def with_fusion_settings(settings):
   """`settings` with the adapter type and sizes of the packs it fuses."""
-  from keras_adapters.adapter_pack import fusion_settings  # pylint: disable=g-import-not-at-top
+  from keras_adapters.saving.adapter_pack import fusion_settings  # pylint: disable=g-import-not-at-top
   fusion = fusion_settings(settings.fuse_packs)
   return dataclasses.replace(
       settings, adapter_type=fusion["adapter_type"],
@@ -69,7 +69,7 @@ def with_fusion_settings(settings):
 def with_pack_settings(settings, check_task):
   """`settings` with the model settings of `settings.adapter_pack`, after
   `check_task(pack_config, pack_path)` accepted the pack."""
-  from keras_adapters.adapter_pack import read_pack  # pylint: disable=g-import-not-at-top
+  from keras_adapters.saving.adapter_pack import read_pack  # pylint: disable=g-import-not-at-top
   if settings.do_train:
     raise UserInputError("--adapter_pack is for evaluation/prediction; drop "
                          "it or --do_train")
@@ -82,8 +82,8 @@ def with_pack_settings(settings, check_task):
 def _start(settings, batch_flags):
   """Seeds, then the strategy (after determinism is set); (strategy, chief)."""
   import tf_keras  # pylint: disable=g-import-not-at-top
-  from keras_adapters import distribute  # pylint: disable=g-import-not-at-top
-  from keras_adapters import driver_flags  # pylint: disable=g-import-not-at-top
+  from keras_adapters.training import distribute  # pylint: disable=g-import-not-at-top
+  from keras_adapters.cli import driver_flags  # pylint: disable=g-import-not-at-top
   tf_keras.utils.set_random_seed(settings.seed)
   strategy = driver_flags.strategy_from_flags()
   for flag, value in batch_flags.items():
@@ -94,11 +94,11 @@ def _start(settings, batch_flags):
 def _train(task, model, encoder, settings, steps_per_epoch, total_steps,
            chief, pretrained):
   """Resumable `fit`, then the pack (chief only); returns the step."""
-  from keras_adapters import adapter_pack  # pylint: disable=g-import-not-at-top
-  from keras_adapters import training  # pylint: disable=g-import-not-at-top
+  from keras_adapters.saving import adapter_pack  # pylint: disable=g-import-not-at-top
+  from keras_adapters.training import checkpoints  # pylint: disable=g-import-not-at-top
   print(f"Training {total_steps} steps ({steps_per_epoch} per epoch, batch "
         f"{settings.train_batch_size}).")
-  step = training.fit_resumable(
+  step = checkpoints.fit_resumable(
       model, lambda skip: task.train_batches(model, settings, skip),
       steps_per_epoch, total_steps, settings.output_dir,
       min(settings.save_checkpoints_steps, total_steps),
@@ -113,12 +113,12 @@ def _train(task, model, encoder, settings, steps_per_epoch, total_steps,
 
 def _restore(model, encoder, settings):
   """The pack's or output_dir's trained weights; returns the step."""
-  from keras_adapters import adapter_pack  # pylint: disable=g-import-not-at-top
-  from keras_adapters import training  # pylint: disable=g-import-not-at-top
+  from keras_adapters.saving import adapter_pack  # pylint: disable=g-import-not-at-top
+  from keras_adapters.training import checkpoints  # pylint: disable=g-import-not-at-top
   if settings.adapter_pack:
     adapter_pack.load_adapter_pack(settings.adapter_pack, model, encoder)
     return 0
-  return training.restore_trained(model, settings.output_dir)
+  return checkpoints.restore_trained(model, settings.output_dir)
 
 
 def fewer_than_a_batch_error(num_examples):
@@ -133,13 +133,13 @@ def run(task, settings, load_pretrained, batch_flags):
   the `settings.mixed_precision` policy, which is reset afterwards);
   `batch_flags` {flag: global batch size} must split over the replicas.
   """
-  from keras_adapters import precision  # pylint: disable=g-import-not-at-top
+  from keras_adapters.training import precision  # pylint: disable=g-import-not-at-top
   with precision.global_policy(settings.mixed_precision):
     return _run(task, settings, load_pretrained, batch_flags)
 
 
 def _run(task, settings, load_pretrained, batch_flags):
-  from keras_adapters import tuning  # pylint: disable=g-import-not-at-top
+  from keras_adapters.models import tuning  # pylint: disable=g-import-not-at-top
   strategy, chief = _start(settings, batch_flags)
   with strategy.scope():
     pretrained = load_pretrained()

@@ -7,9 +7,9 @@ import tempfile
 from absl import flags
 from absl import logging
 
+from keras_adapters.config import ADAPTER_TYPES
+from keras_adapters.config import FINE_TUNE_MODES
 from keras_adapters.errors import UserInputError
-from keras_adapters.layers import ADAPTER_TYPES
-from keras_adapters.tuning_modes import FINE_TUNE_MODES
 
 FLAGS = flags.FLAGS
 
@@ -31,7 +31,7 @@ def define_common_flags(output_dir_help):
   define_distribution_flags()
   flags.DEFINE_enum("fine_tune_mode", FINE_TUNE_MODES[0],
                     list(FINE_TUNE_MODES),
-                    "What trains (see keras_adapters/tuning.py).")
+                    "What trains (see keras_adapters/models/tuning.py).")
   flags.DEFINE_enum("adapter_type", "houlsby", list(ADAPTER_TYPES),
                     "Where adapters go: houlsby = the paper's two per block "
                     "(after attention and FFN), pfeiffer = one after the FFN "
@@ -58,7 +58,7 @@ def define_common_flags(output_dir_help):
                     "mixed_bfloat16 for TPUs, mixed_float16 (with dynamic "
                     "loss scaling) for GPUs. Variables, LayerNorms, adapter "
                     "skip adds, logits and loss stay float32. Runs on a CPU "
-                    "too, without speed-up (keras_adapters/precision.py).")
+                    "too, without speed-up (keras_adapters/training/precision.py).")
 
 
 def define_batching_flags():
@@ -183,7 +183,7 @@ def check_output_dir():
 
 
 def load_pretrained_from_flags():
-  from keras_adapters.loaders import load_pretrained
+  from keras_adapters.loaders.pretrained import load_pretrained
   return load_pretrained(
       preset=FLAGS.preset, bert_config_file=FLAGS.bert_config_file,
       init_checkpoint=FLAGS.init_checkpoint, hub_module=FLAGS.hub_module,
@@ -198,7 +198,7 @@ def strategy_from_flags():
     # Dropout draws from tf.random.Generators, which go into the checkpoints
     # (training.checkpoint_manager): a resumed run is then bit-exact.
     tf_keras.backend.experimental.enable_tf_random_generator()
-  from keras_adapters import distribute
+  from keras_adapters.training import distribute
   if FLAGS.num_cpu_devices < 1:
     raise UserInputError("--num_cpu_devices must be >= 1")
   strategy = distribute.get_strategy(
@@ -208,8 +208,9 @@ def strategy_from_flags():
   return strategy
 
 
-def main_with_clean_errors(run, program):
-  """Returns an absl main that prints a UserInputError as one line, exit 2."""
+def main_with_clean_errors(run, program=None):
+  """Returns an absl main that prints a UserInputError as one line, exit 2,
+  after `program` (default: the name the program was called by)."""
   def main(argv):
     del argv
     if not FLAGS["verbosity"].present:  # Model Garden logs at INFO
@@ -217,6 +218,7 @@ def main_with_clean_errors(run, program):
     try:
       run()
     except UserInputError as e:
-      print(f"{program}: error: {e}", file=sys.stderr)
+      name = program or os.path.basename(sys.argv[0])
+      print(f"{name}: error: {e}", file=sys.stderr)
       sys.exit(2)
   return main

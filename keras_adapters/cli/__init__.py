@@ -1,0 +1,1 @@
+"""The command line: flags shared by the drivers and their entry points."""

@@ -1,0 +1,1 @@
+"""Tasks: build_model / build_inputs / metrics per kind of task."""
