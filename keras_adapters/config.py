@@ -2,8 +2,68 @@
 `AdapterConfig`. Free of TensorFlow, so flags and packs can be checked
 before TensorFlow loads."""
 
+import dataclasses
+
+from keras_adapters.errors import UserInputError
+
 # What each mode trains: keras_adapters/models/tuning.py.
 FINE_TUNE_MODES = ("adapter", "full", "top_k", "layer_norm", "head", "fusion")
 # Where the adapters go in each Transformer block
 # (layers/adapter_transformer_block.py).
 ADAPTER_TYPES = ("houlsby", "pfeiffer", "parallel")
+
+
+@dataclasses.dataclass(frozen=True)
+class AdapterConfig:
+  """What a model trains and where its adapters go: the settings a pack
+  records and a model is rebuilt from (AdapterHub's adapter configs, as one
+  value instead of loose keywords).
+
+  fine_tune_mode: FINE_TUNE_MODES (what trains: models/tuning.py);
+  adapter_type: ADAPTER_TYPES (placement in each Transformer block);
+  adapter_size: the bottleneck width m; adapter_init_scale: the std of the
+  adapters' near-identity initialization; top_k_layers: the blocks that
+  train in "top_k" mode; fused_adapter_sizes: the sizes of the adapters an
+  AdapterFusion ("fusion" mode) combines, one per fused pack.
+  """
+  fine_tune_mode: str = "adapter"
+  adapter_type: str = "houlsby"
+  adapter_size: int = 64
+  adapter_init_scale: float = 1e-3
+  top_k_layers: int = 1
+  fused_adapter_sizes: tuple = ()
+
+  def __post_init__(self):
+    object.__setattr__(self, "fused_adapter_sizes",
+                       tuple(self.fused_adapter_sizes or ()))
+    for name, allowed in (("fine_tune_mode", FINE_TUNE_MODES),
+                          ("adapter_type", ADAPTER_TYPES)):
+      if getattr(self, name) not in allowed:
+        raise UserInputError(f"unknown {name} {getattr(self, name)!r}; "
+                             f"choose one of {', '.join(allowed)}")
+    for name in ("adapter_size", "top_k_layers"):
+      value = getattr(self, name)
+      if not isinstance(value, int) or isinstance(value, bool):
+        raise UserInputError(f"{name} must be an integer, got {value!r}")
+    # (top_k_layers' range depends on the backbone: models/tuning.py)
+    if self.adapter_size < 1:
+      raise UserInputError(f"adapter_size must be >= 1, got "
+                           f"{self.adapter_size}")
+    if not self.adapter_init_scale >= 0:
+      raise UserInputError(f"adapter_init_scale must be >= 0 (e.g. 1e-3), "
+                           f"got {self.adapter_init_scale!r}")
+
+  def to_dict(self):
+    return dict(dataclasses.asdict(self),
+                fused_adapter_sizes=list(self.fused_adapter_sizes))
+
+  @classmethod
+  def from_dict(cls, values):
+    """The config of `values` (a pack's record, flags, a Keras config):
+    keys of other settings are ignored, missing ones take the defaults."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items()
+                  if k in names and v is not None})
+
+
+ADAPTER_CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(AdapterConfig))

@@ -68,8 +68,6 @@ def _tiny_classifier(tiny_encoder, total_steps):
   """A tiny random BERT with adapters and no dropout, so two fits of it
   are bit for bit repeatable."""
   import tf_keras  # pylint: disable=g-import-not-at-top
-  from keras_adapters.saving import atomic  # pylint: disable=g-import-not-at-top
-  from keras_adapters.training import checkpoints  # pylint: disable=g-import-not-at-top
   from keras_adapters.training import optimizers  # pylint: disable=g-import-not-at-top
   from keras_adapters.models.text_classifier import build_classifier  # pylint: disable=g-import-not-at-top
   model, _ = build_classifier(
@@ -99,9 +97,7 @@ def _batches(skip):
 
 def _fit(model, out, stop_at):
   """fit_resumable in `out` up to step `stop_at` (a checkpoint every 4)."""
-  from keras_adapters.saving import atomic  # pylint: disable=g-import-not-at-top
   from keras_adapters.training import checkpoints  # pylint: disable=g-import-not-at-top
-  from keras_adapters.training import optimizers  # pylint: disable=g-import-not-at-top
   return checkpoints.fit_resumable(model, _batches, 8, stop_at, str(out),
                                 save_checkpoints_steps=4)
 

@@ -144,6 +144,17 @@ def test_save_and_load_adapters_round_trip(trained, mrpc, tmp_path):
     reloaded.predict(dev_x[0])
 
 
+@pytest.mark.parametrize("form", ["clf.keras", "clf_dir", "clf.h5"])
+def test_keras_save_is_refused_at_save_time_naming_what_to_use(trained,
+                                                               tmp_path, form):
+  clf, _ = trained
+  with pytest.raises(UserInputError) as e:
+    clf.save(str(tmp_path / form))
+  assert "save_adapters(path)" in str(e.value) and "export(" in str(e.value)
+  assert "\n" not in str(e.value)
+  assert not list(tmp_path.iterdir())  # nothing half-written
+
+
 @pytest.mark.parametrize("adapter_type", ["pfeiffer", "parallel"])
 def test_one_adapter_per_block_types_fit_save_and_reload(mrpc, tmp_path,
                                                         adapter_type):

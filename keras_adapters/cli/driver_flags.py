@@ -208,6 +208,17 @@ def strategy_from_flags():
   return strategy
 
 
+def run_with_help(main, *modules):
+  """`app.run(main)`, with the flags of `modules` (names) listed by --help:
+  absl lists the flags of the script that was run, and a command's script
+  (the root shim, a console script) defines none."""
+  from absl import app  # pylint: disable=g-import-not-at-top
+  for module in modules:
+    for flag in FLAGS.get_key_flags_for_module(module):
+      FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  app.run(main)
+
+
 def main_with_clean_errors(run, program=None):
   """Returns an absl main that prints a UserInputError as one line, exit 2,
   after `program` (default: the name the program was called by)."""

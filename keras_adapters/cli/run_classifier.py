@@ -11,7 +11,6 @@ import os
 # TF's C++ INFO/WARNING lines would bury the one-line errors; TF_CPP_MIN_LOG_LEVEL=0 brings them back.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
 from keras_adapters.saving import adapter_pack
@@ -155,7 +154,7 @@ main = driver_flags.main_with_clean_errors(run)
 
 def entry_point():
   """The `keras-adapters-classifier` command (and `python run_classifier.py` at the repository root)."""
-  app.run(main)
+  driver_flags.run_with_help(main, __name__, driver_flags.__name__)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from absl import logging
 
 from keras_adapters.errors import UserInputError
+from keras_adapters.errors import first_line
 from keras_adapters.loaders.bert_weights import assign_bert_weights
 from keras_adapters.loaders.bert_weights import encoder_from_config
 
@@ -129,7 +130,7 @@ def load_hub_with_notes(hub_dir, hidden_act=None):
     try:
       hub_dir = tensorflow_hub.resolve(hub_dir)
     except Exception as e:  # pylint: disable=broad-except
-      first = str(e).strip().splitlines()[0][:200] if str(e) else repr(e)
+      first = first_line(e) if str(e) else repr(e)
       raise UserInputError(f"cannot download {hub_dir}: {first}; download "
                            "and unpack it, then pass the directory") from None
   if not os.path.isfile(os.path.join(hub_dir, "saved_model.pb")):
@@ -142,7 +143,7 @@ def load_hub_with_notes(hub_dir, hidden_act=None):
   try:
     loaded = tf.saved_model.load(hub_dir)
   except Exception as e:  # pylint: disable=broad-except
-    first = str(e).strip().splitlines()[0][:200]
+    first = first_line(e)
     raise UserInputError(
         f"cannot load the SavedModel {hub_dir}: {first}") from None
   weights = google_names_from_hub(getattr(loaded, "variables", None) or [])

@@ -7,6 +7,7 @@ import tensorflow as tf
 from official.nlp.modeling import networks
 
 from keras_adapters.errors import UserInputError
+from keras_adapters.errors import first_line
 from keras_adapters.loaders.bert_weights import encoder_from_config
 from keras_adapters.loaders.tf1_checkpoint import read_bert_config
 from keras_adapters.networks.adapter_bert_encoder import build_encoder
@@ -65,7 +66,7 @@ def load_model_garden_checkpoint(checkpoint, config_file):
     status.assert_existing_objects_matched()
   # IndexError: a truncated data file ("Read less bytes than requested").
   except (tf.errors.OpError, ValueError, AssertionError, IndexError) as e:
-    first = str(e).strip().splitlines()[0][:200]
+    first = first_line(e)
     raise UserInputError(
         f"cannot restore a Model Garden encoder from {checkpoint}: {first}; "
         "re-download it if truncated, else check that the checkpoint and its "

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_adapters.errors import UserInputError
+from keras_adapters.errors import first_line
 from keras_adapters.loaders.bert_weights import assign_bert_weights
 from keras_adapters.loaders.bert_weights import bert_weight_names
 from keras_adapters.loaders.bert_weights import encoder_from_config
@@ -48,7 +49,7 @@ def checkpoint_variables(prefix):
   try:
     return dict(tf.train.list_variables(prefix))
   except (tf.errors.OpError, ValueError) as e:
-    first = str(e).strip().splitlines()[0][:200]
+    first = first_line(e)
     raise UserInputError(f"cannot read checkpoint {prefix}: {first}; "
                          "re-download or re-write it") from None
 

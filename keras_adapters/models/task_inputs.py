@@ -7,6 +7,7 @@ import tensorflow as tf
 import tf_keras
 
 from keras_adapters.data import glue
+from keras_adapters.config import ADAPTER_CONFIG_KEYS
 from keras_adapters.errors import UserInputError
 from keras_adapters.models.text_preprocessor import encode_labels
 
@@ -137,10 +138,8 @@ def metric_task(config):
 
 def settings_from_pack(config):
   """Classifier keywords that rebuild the model a pack was trained on."""
-  settings = {k: config[k] for k in (
-      "labels", "fine_tune_mode", "adapter_type", "adapter_size",
-      "adapter_init_scale", "top_k_layers", "fused_adapter_sizes")
-      if config.get(k) is not None}
+  settings = {k: config[k] for k in ("labels",) + ADAPTER_CONFIG_KEYS
+              if config.get(k) is not None}
   task = config.get("task_name") or ""
   if task and task != "generic":
     settings["task_name"] = task

@@ -15,6 +15,7 @@ from keras_adapters.data import bucketing
 from keras_adapters.data import features
 from keras_adapters.data import glue
 from keras_adapters.data.limits import check_max_seq_length
+from keras_adapters.config import AdapterConfig
 from keras_adapters.errors import UserInputError
 from keras_adapters.models import task_inputs
 from keras_adapters.models.text_preprocessor import AdapterTextPreprocessor
@@ -64,27 +65,31 @@ class AdapterTextClassifier(models.BertClassifier):
                adapter_type="houlsby", adapter_size=64,
                adapter_init_scale=1e-3, top_k_layers=1, dropout_rate=0.1,
                fused_adapter_sizes=(), seed=None, model_description="",
-               **kwargs):
+               adapter_config=None, **kwargs):
     labels, regression, is_pair, num_classes = _task_facts(
         task_name, num_classes, labels, regression)
-    fused_adapter_sizes = [int(m) for m in fused_adapter_sizes]
-    encoder = tuning.prepare_encoder(encoder, fine_tune_mode, adapter_size,
-                                     adapter_init_scale, adapter_type,
-                                     fused_adapter_sizes)
+    config = adapter_config or AdapterConfig(
+        fine_tune_mode=fine_tune_mode, adapter_type=adapter_type,
+        adapter_size=adapter_size, adapter_init_scale=adapter_init_scale,
+        top_k_layers=top_k_layers,
+        fused_adapter_sizes=[int(m) for m in fused_adapter_sizes])
+    encoder = tuning.prepare_encoder(
+        encoder, config.fine_tune_mode, config.adapter_size,
+        config.adapter_init_scale, config.adapter_type,
+        list(config.fused_adapter_sizes))
     super().__init__(
         encoder, num_classes=num_classes, dropout_rate=dropout_rate,
         initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02),
         **kwargs)
-    tuning.set_fine_tune_mode(self, encoder, fine_tune_mode, top_k_layers)
+    tuning.set_fine_tune_mode(self, encoder, config.fine_tune_mode,
+                              config.top_k_layers)
     # Untracked: checkpoints hold exactly the variables of a BertClassifier.
     object.__setattr__(self, "_preprocessor", preprocessor)
     object.__setattr__(self, "seed", seed)
     object.__setattr__(self, "task_config", dict(
         task_name=task_name and glue.canonical_task_name(task_name),
         labels=labels, num_classes=num_classes, is_regression=regression,
-        is_pair=is_pair, fine_tune_mode=fine_tune_mode, adapter_type=adapter_type,
-        adapter_size=adapter_size, adapter_init_scale=adapter_init_scale,
-        top_k_layers=top_k_layers, fused_adapter_sizes=fused_adapter_sizes,
+        is_pair=is_pair, **config.to_dict(),
         max_seq_length=getattr(preprocessor, "max_seq_length", None),
         do_lower_case=getattr(preprocessor, "lower_case", None),
         model=model_description))
@@ -379,6 +384,16 @@ class AdapterTextClassifier(models.BertClassifier):
       model.task_config["is_pair"] = config["is_pair"]
     adapter_pack.load_adapter_pack(path, model, model.encoder)
     return model
+
+  def save(self, filepath, *args, **kwargs):
+    """Refused, with what to use instead: Keras' own formats cannot rebuild
+    this model (its constructor takes the backbone and the preprocessor)."""
+    del args, kwargs
+    raise UserInputError(
+        f"AdapterTextClassifier.save({str(filepath)!r}) would write a model "
+        "that tf_keras.models.load_model cannot rebuild; use "
+        "save_adapters(path) (reload: AdapterTextClassifier.load_adapters) "
+        "or export(export_dir) for TF Serving")
 
   def export(self, export_dir, include_text=True):
     """Writes a TF Serving SavedModel (raw-text `serving_default` and

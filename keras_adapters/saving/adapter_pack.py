@@ -10,12 +10,12 @@ and the variable names/shapes before assigning anything.
 import hashlib
 import json
 import os
-import tempfile
 
 import numpy as np
 
-from keras_adapters.saving import faults
 from keras_adapters.errors import UserInputError
+from keras_adapters.errors import first_line
+from keras_adapters.saving.atomic import atomic_file
 
 _META = "__config__"
 
@@ -62,15 +62,8 @@ def save_adapter_pack(path, model, encoder, config):
             for v in pack_variables(model, encoder)}
   meta = dict(config, fingerprint=backbone_fingerprint(model, encoder))
   arrays[_META] = np.array(json.dumps(meta))
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp",
-                             prefix=f".{os.path.basename(path)}.")
-  with os.fdopen(fd, "wb") as f:
+  with atomic_file(path, "wb", fault_kind="pack") as f:
     np.savez(f, **arrays)
-    faults.mid_write("pack", tmp, f)  # test-only: KERAS_ADAPTERS_FAULT
-  os.chmod(tmp, 0o644)  # mkstemp makes 0600
-  os.replace(tmp, path)  # a crash mid-write never leaves a loadable pack
 
 
 def read_pack(path):
@@ -82,7 +75,7 @@ def read_pack(path):
       arrays = {k: data[k] for k in data.files}
     config = json.loads(str(arrays.pop(_META)))
   except Exception as e:  # zipfile/numpy/json each raise their own types
-    reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+    reason = first_line(e, 120)
     raise UserInputError(f"{path} is not a readable adapter pack ({reason}); "
                          "it is truncated or not a pack: copy it again or "
                          "re-run the training that wrote it") from None

@@ -67,8 +67,7 @@ def _main():
 
 
 def main():
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from absl import flags
+  from absl import flags  # pylint: disable=g-import-not-at-top
   from keras_adapters.cli import driver_flags
   driver_flags.define_model_flags()
   flags.DEFINE_list("adapter_pack", None, "Pack(s) (adapter_pack.npz); "
@@ -84,7 +83,9 @@ def main():
                     "ops; for servers/tools without TF Text).")
   # `python -m` calls this module's file "export.py"; the command is itself.
   program = "export" if sys.argv[0].endswith(".py") else None
-  app.run(driver_flags.main_with_clean_errors(_main, program))
+  driver_flags.run_with_help(
+      driver_flags.main_with_clean_errors(_main, program), __name__,
+      driver_flags.__name__)
 
 
 entry_point = main  # the keras-adapters-export command (setup.py)

@@ -18,11 +18,11 @@ training, e.g. for a quick smoke run.
 
 import argparse
 import json
-import os
 import random
 import sys
 
 from keras_adapters.errors import UserInputError
+from keras_adapters.saving.atomic import atomic_file
 
 
 def _count(articles):
@@ -60,12 +60,8 @@ def split_articles(dataset, eval_articles, seed=0, train_articles=None):
 
 
 def _write(path, dataset):
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  tmp = path + ".tmp"
-  with open(tmp, "w", encoding="utf-8") as f:
+  with atomic_file(path) as f:
     json.dump(dataset, f, ensure_ascii=False)
-  os.replace(tmp, path)
 
 
 def main(argv=None):

@@ -86,12 +86,7 @@ class ClassificationTask:
         pretrained, self.max_seq_length, task_name=self.processor.name,
         labels=None if self.processor.is_regression else self.labels,
         regression=self.processor.is_regression, seed=settings.seed,
-        fine_tune_mode=settings.fine_tune_mode,
-        adapter_type=settings.adapter_type,
-        adapter_size=settings.adapter_size,
-        adapter_init_scale=settings.adapter_init_scale,
-        top_k_layers=settings.top_k_layers,
-        fused_adapter_sizes=settings.fused_adapter_sizes,
+        adapter_config=settings.adapter_config(),
         fuse_packs=settings.fuse_packs)
     model.task_config["is_pair"] = self.processor.is_pair
     return model, model.encoder
@@ -127,18 +122,17 @@ class ClassificationTask:
   def train_callbacks(self, model, settings, steps_per_epoch, chief):
     """The dev curve (dev_curve.jsonl) with --eval_every_epochs; the
     tokens trained on with --report_train_tokens."""
-    from keras_adapters.saving import atomic  # pylint: disable=g-import-not-at-top
     from keras_adapters.training import callbacks  # pylint: disable=g-import-not-at-top
-    callbacks = []
+    found = []
     if self.report_train_tokens:
-      callbacks.append(callbacks.TrainTokens(
+      found.append(callbacks.TrainTokens(
           lambda skip: self.train_batches(model, settings, skip)))
     if self.eval_every_epochs:
-      callbacks.append(callbacks.DevCurve(
+      found.append(callbacks.DevCurve(
           lambda: self._dev_metrics(model), steps_per_epoch,
           self.eval_every_epochs,
           os.path.join(settings.output_dir, "dev_curve.jsonl"), write=chief))
-    return callbacks
+    return found
 
   def pack_config(self, model, settings, pretrained):
     del settings, pretrained  # the model's task_config has it all
@@ -172,7 +166,6 @@ class ClassificationTask:
 
   def _evaluate(self, model, output_dir, step, chief):
     from keras_adapters.saving import atomic  # pylint: disable=g-import-not-at-top
-    from keras_adapters.training import callbacks  # pylint: disable=g-import-not-at-top
     dev = self.examples["dev"]
     result = self._dev_metrics(model)
     lines = [f"eval_{k} = {v:.6f}" for k, v in sorted(result.items())]
@@ -185,7 +178,6 @@ class ClassificationTask:
 
   def _predict(self, model, output_dir, chief):
     from keras_adapters.saving import atomic  # pylint: disable=g-import-not-at-top
-    from keras_adapters.training import callbacks  # pylint: disable=g-import-not-at-top
     outputs = model.predict(_texts(self.examples["test"]),
                             self.batch_size["test"], dynamic_padding=False)
     if not chief:

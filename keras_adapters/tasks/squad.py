@@ -32,7 +32,6 @@ class SquadOptions:
 
 def _write_json(path, obj):
   from keras_adapters.saving import atomic  # pylint: disable=g-import-not-at-top
-  from keras_adapters.training import optimizers  # pylint: disable=g-import-not-at-top
   atomic.write_atomically(path, json.dumps(obj, indent=4) + "\n")
 
 
@@ -95,7 +94,6 @@ class SquadTask:
 
   def compile(self, model, settings, total_steps):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from keras_adapters.saving import atomic  # pylint: disable=g-import-not-at-top
     from keras_adapters.training import optimizers  # pylint: disable=g-import-not-at-top
     from keras_adapters.squad import model as squad_model  # pylint: disable=g-import-not-at-top
     from keras_adapters.training import precision  # pylint: disable=g-import-not-at-top
@@ -187,7 +185,6 @@ class SquadTask:
   def _evaluate(self, outputs, out, step):
     """Official EM/F1 into eval_results.txt, when the file has answers."""
     from keras_adapters.saving import atomic  # pylint: disable=g-import-not-at-top
-    from keras_adapters.training import optimizers  # pylint: disable=g-import-not-at-top
     from keras_adapters.squad import evaluate  # pylint: disable=g-import-not-at-top
     predictions, _, null_odds = outputs
     squad, version_2 = self.squad["predict"], self.options.version_2

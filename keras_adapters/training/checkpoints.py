@@ -8,6 +8,7 @@ import tensorflow as tf
 import tf_keras
 
 from keras_adapters.errors import UserInputError
+from keras_adapters.errors import first_line
 from keras_adapters.saving import faults
 from keras_adapters.training import distribute
 
@@ -75,7 +76,7 @@ def restore_latest(model, output_dir):
       manager.checkpoint.restore(manager.latest_checkpoint).expect_partial()
     # IndexError: a truncated file ("Read less bytes than requested").
     except (tf.errors.OpError, ValueError, IndexError) as e:
-      first = str(e).strip().splitlines()[0][:160]
+      first = first_line(e, 160)
       raise UserInputError(
           f"cannot restore {manager.latest_checkpoint} ({first}); delete "
           f"it to resume from an older one in {manager.directory}, or use a "

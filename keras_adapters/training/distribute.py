@@ -22,6 +22,7 @@ import tf_keras
 from official.common import distribute_utils
 
 from keras_adapters.errors import UserInputError
+from keras_adapters.errors import first_line
 
 # Model Garden's names (official.common.distribute_utils) plus "auto".
 STRATEGIES = ("auto", "off", "one_device", "mirrored",
@@ -131,7 +132,7 @@ def _tpu_strategy(tpu_name, tpu_zone, gcp_project):
     # ValueError (no name), google.auth errors (no GCP credentials: not on
     # GCP), HttpError (no such TPU) and more: all mean "no TPU here".
     raise UserInputError(f"no TPU reachable ({where}): {type(e).__name__}: "
-                         f"{_first_line(e)}; {fix}") from None
+                         f"{first_line(e)}; {fix}") from None
   if master.startswith("grpc://"):
     address = urllib.parse.urlparse(master)
     try:
@@ -146,12 +147,8 @@ def _tpu_strategy(tpu_name, tpu_zone, gcp_project):
     tf.tpu.experimental.initialize_tpu_system(resolver)
   except (ValueError, RuntimeError, tf.errors.OpError) as e:
     raise UserInputError(f"TPU at {master or 'local'} did not initialize "
-                         f"({where}): {_first_line(e)}; {fix}") from None
+                         f"({where}): {first_line(e)}; {fix}") from None
   return tf.distribute.TPUStrategy(resolver)
-
-
-def _first_line(error):
-  return (str(error).strip().splitlines() or [""])[0][:200]
 
 
 def is_chief(strategy):

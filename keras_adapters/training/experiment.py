@@ -14,11 +14,10 @@ which evaluates, predicts and writes the task's files.
 import dataclasses
 import os
 
+from keras_adapters.config import ADAPTER_CONFIG_KEYS
+from keras_adapters.config import AdapterConfig
 from keras_adapters.errors import UserInputError
 
-# What a pack fixes about the model it was trained with.
-PACK_SETTINGS = ("fine_tune_mode", "adapter_type", "adapter_size",
-                 "adapter_init_scale", "top_k_layers", "fused_adapter_sizes")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +55,10 @@ class Settings:
                                DEFAULT_LEARNING_RATES[values["fine_tune_mode"]])
     return cls(**values)
 
+  def adapter_config(self):
+    """The model's AdapterConfig (what a pack records)."""
+    return AdapterConfig.from_dict(dataclasses.asdict(self))
+
 
 def with_fusion_settings(settings):
   """`settings` with the adapter type and sizes of the packs it fuses."""
@@ -76,7 +79,7 @@ def with_pack_settings(settings, check_task):
   config, _ = read_pack(settings.adapter_pack)
   check_task(config, settings.adapter_pack)
   return dataclasses.replace(settings, **{
-      k: config[k] for k in PACK_SETTINGS if config.get(k) is not None})
+      k: config[k] for k in ADAPTER_CONFIG_KEYS if config.get(k) is not None})
 
 
 def _start(settings, batch_flags):
