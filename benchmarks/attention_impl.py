@@ -9,8 +9,8 @@ XLA off (`--modes` picks modes). Reports the median wall and CPU seconds per
 step; CPU seconds change least when other processes load the machine.
 Appends one JSON line.
 
-Usage: python benchmarks/attention_impl.py
-       python benchmarks/attention_impl.py --batch 2 --seq 16 --steps 1 \
+Usage: python -m benchmarks.attention_impl
+       python -m benchmarks.attention_impl --batch 2 --seq 16 --steps 1 \
          --rounds 1 --results /tmp/attention.jsonl      # smoke test
 """
 
@@ -22,7 +22,7 @@ import platform
 import statistics
 import sys
 
-import speed  # sets up the repo path and TF logging
+from benchmarks import speed  # also quiets TF's logging
 
 
 def build(mode, impl, args):
@@ -65,7 +65,7 @@ def main(argv=None):
   med = lambda xs: round(statistics.median(xs), 3)
   result = dict(
       time=datetime.datetime.now().isoformat(timespec="minutes"),
-      command=" ".join(["python benchmarks/attention_impl.py"] + (
+      command=" ".join(["python -m benchmarks.attention_impl"] + (
           argv if argv is not None else sys.argv[1:])),
       batch=args.batch, seq=args.seq, steps_per_round=args.steps,
       rounds=args.rounds, cpus=os.cpu_count(), cpu_model=speed._cpu_model(),  # pylint: disable=protected-access

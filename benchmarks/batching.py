@@ -12,7 +12,7 @@ trains on (AdapterTextClassifier.train_batches, seed 42). Each measurement is
 a fresh process; the modes alternate over --rounds so that background load
 hits all alike. Appends one JSON line to --results.
 
-  python benchmarks/batching.py      # ~10 min on 2 idle cores
+  python -m benchmarks.batching      # ~10 min on 2 idle cores
 """
 
 import argparse
@@ -20,10 +20,12 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import time
 
-from fit_timing import GLUE, REPO, append_line
+from benchmarks.fit_timing import REPO
+from benchmarks.fit_timing import append_line
+from benchmarks.fit_timing import module_command
+from benchmarks.fit_timing import mrpc_train
 
 MODES = ("static", "dynamic", "bucketed")
 
@@ -31,16 +33,11 @@ MODES = ("static", "dynamic", "bucketed")
 def child(args):
   """Times warmup + timed steps of one mode here; prints one JSON line."""
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  sys.path.insert(0, REPO)
   import numpy as np  # pylint: disable=g-import-not-at-top
-  import tf_keras
-  from keras_adapters import AdapterTextClassifier
-  from keras_adapters.data import glue
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  from keras_adapters import AdapterTextClassifier  # pylint: disable=g-import-not-at-top
 
-  examples = glue.get_processor("mrpc").get_examples(
-      os.path.join(GLUE, "MRPC"), "train")
-  x = [e.text_a for e in examples], [e.text_b for e in examples]
-  y = [e.label for e in examples]
+  x, y = mrpc_train()
   clf = AdapterTextClassifier.from_preset(task_name="MRPC", seed=42,
                                           max_seq_length=args.seq)
   total = args.warmup + args.steps
@@ -91,9 +88,9 @@ def main():
            f"--batch={args.batch}", f"--seq={args.seq}"]
   for _ in range(args.rounds):
     for mode in MODES:
-      out = subprocess.run([sys.executable, os.path.abspath(__file__),
-                            f"--mode={mode}", *flags], check=True,
-                           capture_output=True, text=True).stdout
+      out = subprocess.run(
+          module_command("benchmarks.batching", f"--mode={mode}", *flags),
+          cwd=REPO, check=True, capture_output=True, text=True).stdout
       runs[mode].append(json.loads(out.strip().splitlines()[-1]))
       print(mode, runs[mode][-1], flush=True)
   rate = {m: statistics.median([r["useful_tokens_per_s"] for r in runs[m]])
@@ -107,7 +104,7 @@ def main():
                                for m in MODES},
               per_round=runs, timed_steps=args.steps, warmup=args.warmup,
               rounds=args.rounds)
-  append_line(args.results, line, begin, "batching.py")
+  append_line(args.results, line, begin, "benchmarks.batching")
 
 
 if __name__ == "__main__":

@@ -2,14 +2,15 @@
 drawn from `tf.random.Generator`s (what the drivers' flag turns on).
 
 Times Keras `model.fit` steps of the driver's model (all-MiniLM-L6-v2 with
-adapters, Model Garden AdamW) on real MRPC train pairs, with and without op
-determinism. Each measurement is a fresh child process (the setting is
-process-wide); the modes alternate over --rounds so that background load
-hits both alike. Also records whether the runs of each mode give the same
-losses (the two modes draw different dropout masks, so they differ).
-Appends one JSON line to --results.
+adapters, Model Garden AdamW) on real MRPC train pairs, fed as the driver
+feeds them (fit_timing.py), with and without op determinism. Each
+measurement is a fresh child process (the setting is process-wide); the
+modes alternate over --rounds so that background load hits both alike.
+Also records whether the runs of each mode give the same losses (the two
+modes draw different dropout masks, so they differ). Appends one JSON line
+to --results.
 
-  python benchmarks/determinism_cost.py  # 3 rounds x 10 timed steps, 32x128
+  python -m benchmarks.determinism_cost  # 3 rounds x 10 timed steps, 32x128
 """
 
 import argparse
@@ -17,16 +18,18 @@ import json
 import os
 import time
 
-from fit_timing import alternate_children, append_line, timing_parser
+from benchmarks.fit_timing import alternate_children
+from benchmarks.fit_timing import append_line
+from benchmarks.fit_timing import time_mrpc_fit
+from benchmarks.fit_timing import timing_parser
 
 
 def child(args):
   """Trains warmup + timed steps in this process; prints one JSON line."""
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   import numpy as np  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf
-  import tf_keras
-  from fit_timing import time_mrpc_fit
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tf_keras  # pylint: disable=g-import-not-at-top
 
   if args.deterministic:  # as driver_flags.strategy_from_flags does
     tf.config.experimental.enable_op_determinism()
@@ -51,7 +54,8 @@ def main():
   begin = time.time()
   flags = [f"--{k}={getattr(args, k)}" for k in (
       "steps", "warmup", "batch", "seq", "mode", "adapter_size")]
-  runs = alternate_children(__file__, args.rounds, flags, "--deterministic")
+  runs = alternate_children("benchmarks.determinism_cost", args.rounds, flags,
+                            "--deterministic")
   median = lambda rs: sorted(r["median_step_s"] for r in rs)[len(rs) // 2]
   line = dict(
       name="op_determinism_cost", mode=args.mode, batch=args.batch,
@@ -66,7 +70,7 @@ def main():
       flag="--deterministic: op determinism + generator dropout",
       per_round=[(a["median_step_s"], b["median_step_s"])
                  for a, b in zip(runs[False], runs[True])])
-  append_line(args.results, line, begin, "determinism_cost.py")
+  append_line(args.results, line, begin, "benchmarks.determinism_cost")
 
 
 if __name__ == "__main__":

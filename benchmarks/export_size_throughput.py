@@ -14,7 +14,7 @@ Packs: --packs=a.npz,b.npz,... (e.g. run_classifier.py output_dirs'
 adapter_pack.npz); default: N distinct untrained-but-perturbed packs for
 SST-2 / MRPC / STS-B (sizes and speed do not depend on training).
 
-  python benchmarks/export_size_throughput.py \
+  python -m benchmarks.export_size_throughput \
       --out=benchmarks/results/export_size_throughput.json
 """
 
@@ -27,7 +27,6 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow as tf
@@ -241,7 +240,8 @@ def main():
       machine=dict(cpus=os.cpu_count(), machine=platform.machine(),
                    tensorflow=tf.__version__,
                    note="CPU shared with other jobs; throughput is indicative"),
-      command=" ".join(sys.argv))
+      command=" ".join(["python -m benchmarks.export_size_throughput"] +
+                       sys.argv[1:]))
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
   with open(args.out, "w") as f:
     json.dump(result, f, indent=2)

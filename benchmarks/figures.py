@@ -9,16 +9,16 @@
             (benchmarks/results/ablation.jsonl, from paper/ablation.py)
   init      Fig. 6 right: MRPC dev score vs the adapters' init std
             (benchmarks/results/paper.jsonl)
-  curves    issue #27: the dev score after every epoch of the runs trained
-            longer than the plan's 3 epochs (block 8's 20-epoch probe), the
-            3-epoch run at the same rate beside it
+  curves    the paper's other epoch budget: the dev score after every epoch
+            of the runs trained longer than the plan's 3 epochs (block 8's
+            20-epoch probe), the 3-epoch run at the same rate beside it
             (benchmarks/results/paper.jsonl)
 
 Points are the mean over the seeds run (error bars: s.e.m.). Usage:
-  python benchmarks/figures.py tradeoff   # -> docs/tradeoff.png
-  python benchmarks/figures.py ablation   # -> docs/ablation.png
-  python benchmarks/figures.py init       # -> docs/init_robustness.png
-  python benchmarks/figures.py curves     # -> docs/dev_curves.png
+  python -m benchmarks.figures tradeoff   # -> docs/tradeoff.png
+  python -m benchmarks.figures ablation   # -> docs/ablation.png
+  python -m benchmarks.figures init       # -> docs/init_robustness.png
+  python -m benchmarks.figures curves     # -> docs/dev_curves.png
 """
 
 import argparse
@@ -34,12 +34,10 @@ matplotlib.use("Agg")
 import matplotlib.ticker  # pylint: disable=g-import-not-at-top
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "paper"))
-import plan  # pylint: disable=g-import-not-at-top
-import run_plan  # pylint: disable=g-import-not-at-top
+from benchmarks.paper import plan  # pylint: disable=g-import-not-at-top
+from benchmarks.paper import run_plan  # pylint: disable=g-import-not-at-top
 
-REPO = os.path.dirname(HERE)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCORE_NAMES = {"MRPC": "(accuracy + F1) / 2", "RTE": "accuracy",
                "CoLA": "Matthews corr.", "STS-B": "Spearman",
                "SST-2": "accuracy"}
@@ -97,7 +95,8 @@ def tradeoff(args):
   tasks = [t for t in plan.FIGURE_TASKS if any(r["task"] == t for r in rows)]
   if not tasks:
     sys.exit(f"figures.py: error: no {'/'.join(plan.FIGURE_TASKS)} runs in "
-             f"{args.results}; run benchmarks/paper/run_plan.py --blocks 6")
+             f"{args.results}; run python -m benchmarks.paper.run_plan "
+             "--blocks 6")
   fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 5.2),
                            squeeze=False)
   for ax, task in zip(axes[0], tasks):
@@ -132,7 +131,7 @@ def ablation(args):
     lines = [l for l in lines if l["adapter_pack"] == args.pack]
   if not lines:
     sys.exit(f"figures.py: error: no ablation of {args.pack or 'any pack'} in "
-             f"{args.results}; run benchmarks/paper/ablation.py")
+             f"{args.results}; run python -m benchmarks.paper.ablation")
   line = lines[-1]
   keys, layers = line["score_keys"], line["layers"]
   score = lambda m: sum(m[k] for k in keys) / len(keys)
@@ -179,7 +178,7 @@ def init(args):
       points.append((float(scale), *_stats(runs), len(runs)))
   if not points:
     sys.exit(f"figures.py: error: no MRPC init-scale runs in {args.results}; "
-             "run benchmarks/paper/run_plan.py --blocks 7")
+             "run python -m benchmarks.paper.run_plan --blocks 7")
   xs, ys, errs, counts = zip(*points)
   fig, ax = plt.subplots(figsize=(5.5, 4))
   seeds = "-".join(map(str, sorted({min(counts), max(counts)})))
@@ -221,7 +220,7 @@ def curves(args):
   tasks = [t for t in plan.TASKS if series[t]]
   if not tasks:
     sys.exit(f"figures.py: error: no runs with a dev curve in {args.results}; "
-             "run benchmarks/paper/run_plan.py --blocks 8")
+             "run python -m benchmarks.paper.run_plan --blocks 8")
   fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4.6),
                            squeeze=False)
   for ax, task in zip(axes[0], tasks):

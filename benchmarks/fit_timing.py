@@ -1,8 +1,11 @@
 """Times `model.fit` steps of the driver's model on real MRPC train pairs.
 
 Shared by the benchmarks that compare one setting against another in fresh
-child processes (determinism_cost.py, dynamic_padding.py): all-MiniLM-L6-v2
-with the given tuning mode, Model Garden AdamW, the driver's input pipeline.
+child processes (determinism_cost.py, dynamic_padding.py, parallel_runs.py):
+all-MiniLM-L6-v2 with the given tuning mode as `AdapterTextClassifier`,
+compiled as run_classifier.py compiles it (Model Garden AdamW), trained on
+the batches run_classifier.py trains on (`AdapterTextClassifier.fit` on raw
+text pairs, i.e. `train_batches`). Standard library only at import.
 """
 
 import argparse
@@ -16,34 +19,36 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GLUE = os.path.join(os.path.dirname(REPO), "shared", "data", "glue_data")
 
 
+def mrpc_train():
+  """((texts_a, texts_b), labels) of the real MRPC training pairs."""
+  from keras_adapters.data import glue  # pylint: disable=g-import-not-at-top
+  examples = glue.get_processor("mrpc").get_examples(
+      os.path.join(GLUE, "MRPC"), "train")
+  return ([e.text_a for e in examples], [e.text_b for e in examples]), [
+      e.label for e in examples]
+
+
 def time_mrpc_fit(warmup, steps, batch=32, seq=128, mode="adapter",
                   adapter_size=64, dynamic_padding=False):
   """Runs warmup + steps training steps; returns (seconds per timed step,
-  loss after every step)."""
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  sys.path.insert(0, REPO)
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import tf_keras
-  from keras_adapters.training import optimizers
-  from keras_adapters.models.text_classifier import build_classifier
-  from keras_adapters.data import glue
-  from keras_adapters.data.features import make_dataset
-  from keras_adapters.loaders.presets import load_preset
+  loss after every step).
 
-  tf_keras.utils.set_random_seed(42)
-  encoder, vocab_file, lower = load_preset()
-  model, _ = build_classifier(encoder, 2, mode, adapter_size)
+  The input is the product's: `AdapterTextClassifier.fit` on the raw MRPC
+  pairs tokenizes them with the model's preprocessor and trains on
+  `train_batches` (shuffled with seed 42, full batches, cut to their longest
+  pair with `dynamic_padding`), as run_classifier.py does.
+  """
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  from keras_adapters import AdapterTextClassifier  # pylint: disable=g-import-not-at-top
+
+  x, y = mrpc_train()
+  clf = AdapterTextClassifier.from_preset(
+      task_name="MRPC", seed=42, max_seq_length=seq, fine_tune_mode=mode,
+      adapter_size=adapter_size)
   total = warmup + steps
-  model.compile(optimizer=optimizers.create_optimizer(1e-3, total, 0.1),
-                loss=tf_keras.losses.SparseCategoricalCrossentropy(
-                    from_logits=True))
-  processor = glue.get_processor("mrpc")
-  examples = processor.get_examples(os.path.join(GLUE, "MRPC"), "train")
-  ds = make_dataset(examples, vocab_file=vocab_file, do_lower_case=lower,
-                    max_seq_length=seq, label_list=processor.labels,
-                    is_regression=False, batch_size=batch, is_training=True,
-                    seed=42, drop_remainder=True, repeat=True,
-                    dynamic_padding=dynamic_padding)
+  clf.compile_adamw(total, 1e-3)
   ends, losses = [], []
 
   class Clock(tf_keras.callbacks.Callback):
@@ -51,20 +56,27 @@ def time_mrpc_fit(warmup, steps, batch=32, seq=128, mode="adapter",
       ends.append(time.perf_counter())
       losses.append(float(logs["loss"]))
 
-  start = time.perf_counter()
-  model.fit(ds, steps_per_epoch=total, epochs=1, verbose=0,
-            callbacks=[Clock()])
+  start = time.perf_counter()  # tokenizing and tracing fall in the warmup
+  clf.fit(x, y, batch_size=batch, epochs=1, steps_per_epoch=total,
+          dynamic_padding=dynamic_padding, verbose=0, callbacks=[Clock()])
   return np.diff([start] + ends)[warmup:], losses
 
 
-def append_line(path, line, begin, script):
+def module_command(module, *args):
+  """The command line that runs benchmark module `module` (e.g.
+  "benchmarks.batching") with `args`, as `python -m` from the repository
+  root."""
+  return [sys.executable, "-m", module, *args]
+
+
+def append_line(path, line, begin, module):
   """Appends `line` plus wall time, CPU count, machine and the command that
-  ran `script` (this process's arguments, less --results: where the line
+  ran `module` (this process's arguments, less --results: where the line
   goes does not change it) to the JSON-lines file `path`."""
   import platform  # pylint: disable=g-import-not-at-top
   line = dict(line, wall_seconds=int(time.time() - begin),
               cpus=os.cpu_count(), machine=platform.machine(),
-              command=" ".join([f"python benchmarks/{script}"] +
+              command=" ".join([f"python -m {module}"] +
                                without_results_flag(sys.argv[1:])))
   with open(path, "a") as f:
     f.write(json.dumps(line) + "\n")
@@ -98,17 +110,17 @@ def timing_parser(doc, results_name):
   return parser
 
 
-def alternate_children(script, rounds, flags, switch):
-  """Runs `script --child flags` in a fresh process, without and with
-  `switch`, alternately for `rounds` rounds (so background load hits both
-  alike). Returns {False: [...], True: [...]}: each child's last JSON line."""
+def alternate_children(module, rounds, flags, switch):
+  """Runs `python -m module --child flags` in a fresh process, without and
+  with `switch`, alternately for `rounds` rounds (so background load hits
+  both alike). Returns {False: [...], True: [...]}: each child's last JSON
+  line."""
   runs = {False: [], True: []}
   for _ in range(rounds):
     for on in (False, True):
       out = subprocess.run(
-          [sys.executable, os.path.abspath(script), "--child", *flags]
-          + ([switch] if on else []),
-          check=True, capture_output=True, text=True).stdout
+          module_command(module, "--child", *flags, *([switch] if on else [])),
+          cwd=REPO, check=True, capture_output=True, text=True).stdout
       runs[on].append(json.loads(out.strip().splitlines()[-1]))
       print(switch if on else "default", runs[on][-1]["median_step_s"],
             flush=True)

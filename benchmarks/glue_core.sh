@@ -19,7 +19,7 @@ run() {  # run NAME TASK ARGS...
   echo "== $name: $cmd"
   local start=$(date +%s)
   if $PY ${cmd#python } > "$OUT/$name.log" 2>&1; then
-    $PY benchmarks/append_result.py "$RESULTS" "$name" "$OUT/$name" $(( $(date +%s) - start )) "$cmd"
+    $PY -m benchmarks.append_result "$RESULTS" "$name" "$OUT/$name" $(( $(date +%s) - start )) "$cmd"
   else
     echo "FAILED $name, see $OUT/$name.log"; tail -3 "$OUT/$name.log"
   fi

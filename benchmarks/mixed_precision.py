@@ -7,16 +7,17 @@ dev predictions agree). Appends one JSON line to --results.
 This CPU has no bfloat16 hardware: the step-time ratio is recorded only to
 show the cost of emulation, not as a speed figure.
 
-  python benchmarks/mixed_precision.py   # ~4 min on one core (bf16 is
+  python -m benchmarks.mixed_precision   # ~4 min on one core (bf16 is
                                          # emulated: ~23x slower steps)
 """
 
 import argparse
 import os
-import sys
 import time
 
-from fit_timing import GLUE, REPO, append_line
+from benchmarks.fit_timing import GLUE
+from benchmarks.fit_timing import REPO
+from benchmarks.fit_timing import append_line
 
 POLICIES = ("float32", "mixed_bfloat16")
 
@@ -68,7 +69,6 @@ def main():
   args = parser.parse_args()
   begin = time.time()
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  sys.path.insert(0, REPO)
   train, dev = _mrpc("train"), _mrpc("dev", args.dev_examples)
   runs = {p: train_and_evaluate(p, args, train, dev) for p in POLICIES}
   (l32, t32, m32, p32), (l16, t16, m16, p16) = runs.values()
@@ -88,7 +88,7 @@ def main():
       bf16_step_time_ratio_not_meaningful=round(t16 / t32, 2),
       note="CPU without bfloat16 hardware: the step-time ratio measures "
            "emulation, not speed")
-  append_line(args.results, line, begin, "mixed_precision.py")
+  append_line(args.results, line, begin, "benchmarks.mixed_precision")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """Is a sweep faster as two 1-thread runs at once than as one 2-thread run?
 
 Times `model.fit` steps of MiniLM with adapters (m=64) on real MRPC train
-with dynamic padding, as the paper sweep trains: (a) one process with
+with dynamic padding, as the paper sweep trains (fit_timing.py: the
+driver's model, optimizer and training batches): (a) one process with
 TensorFlow's default threads, alone; (b) two processes at once, each with
 TF_NUM_INTRAOP_THREADS=1 and TF_NUM_INTEROP_THREADS=1. The two alternate
 over --rounds. Training throughput in steps/s: (a) 1 / its median step,
 (b) the sum of 1 / each process's median step. Appends one JSON line.
 
-  python benchmarks/parallel_runs.py      # ~10 min on 2 idle cores
+  python -m benchmarks.parallel_runs      # ~10 min on 2 idle cores
 """
 
 import argparse
@@ -18,14 +19,14 @@ import subprocess
 import sys
 import time
 
-from fit_timing import append_line  # pylint: disable=g-import-not-at-top
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchmarks.fit_timing import REPO
+from benchmarks.fit_timing import append_line
+from benchmarks.fit_timing import module_command
+from benchmarks.fit_timing import time_mrpc_fit
 
 
 def child(args):
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from fit_timing import time_mrpc_fit
   times, _ = time_mrpc_fit(args.warmup, args.steps, dynamic_padding=True)
   print(json.dumps(dict(median_step_s=float(np.median(times)))))
 
@@ -35,9 +36,9 @@ def start(args, one_thread):
   if one_thread:
     env.update(TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")
   return subprocess.Popen(
-      [sys.executable, os.path.abspath(__file__), "--child",
-       f"--steps={args.steps}", f"--warmup={args.warmup}"],
-      env=env, stdout=subprocess.PIPE, text=True)
+      module_command("benchmarks.parallel_runs", "--child",
+                     f"--steps={args.steps}", f"--warmup={args.warmup}"),
+      cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
 
 
 def finish(process):
@@ -77,7 +78,7 @@ def main():
   line = dict(name="parallel_runs", single_step_s=single, pair_step_s=pairs,
               **summary(single, pairs), timed_steps=args.steps,
               warmup=args.warmup, rounds=args.rounds)
-  append_line(args.results, line, begin, "parallel_runs.py")
+  append_line(args.results, line, begin, "benchmarks.parallel_runs")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ JSON line to the results file. `--env NAME=VALUE` sets an environment
 variable in the children (e.g. MALLOC_ARENA_MAX=2, to test the allocator);
 `--modes adapter,full` measures those modes only.
 
-Usage: python benchmarks/peak_memory.py                  # 3 rounds, XLA off
-       python benchmarks/peak_memory.py --rounds 1 --steps 1 --batch 4 \
+Usage: python -m benchmarks.peak_memory                  # 3 rounds, XLA off
+       python -m benchmarks.peak_memory --rounds 1 --steps 1 --batch 4 \
          --seq 32 --results /tmp/peak.jsonl             # smoke test
 """
 
@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-import speed
+from benchmarks import speed
 
 
 def parse_args(argv=None):
@@ -58,12 +58,12 @@ def child(args):
 
 
 def run_child(mode, args, env):
-  command = [sys.executable, os.path.abspath(__file__), "--child", mode,
+  command = [sys.executable, "-m", "benchmarks.peak_memory", "--child", mode,
              "--steps", str(args.steps), "--batch", str(args.batch), "--seq",
              str(args.seq), "--adapter_size", str(args.adapter_size),
              "--xla", args.xla]
-  out = subprocess.run(command, capture_output=True, text=True,
-                       env=dict(os.environ, **env), check=False)
+  out = subprocess.run(command, cwd=speed.REPO, capture_output=True,
+                       text=True, env=dict(os.environ, **env), check=False)
   if out.returncode:
     sys.exit(f"peak_memory.py: the {mode} child failed: "
              f"{(out.stderr.strip().splitlines() or ['?'])[-1]}")
@@ -90,7 +90,7 @@ def main(argv=None):
       range_peak_mb={m: [min(p), max(p)] for m, p in peaks.items()},
       wall_seconds=int(time.time() - started), cpus=os.cpu_count(),
       machine=platform.machine(), load_average=os.getloadavg(),
-      command=" ".join(["python", "benchmarks/peak_memory.py"] +
+      command=" ".join(["python", "-m", "benchmarks.peak_memory"] +
                        (argv if argv is not None else sys.argv[1:])),
       finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
   with open(args.results, "a") as f:

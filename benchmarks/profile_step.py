@@ -1,4 +1,4 @@
-"""Where a training step's time goes, by TensorFlow op type (issue #4.3).
+"""Where a training step's time goes, by TensorFlow op type.
 
 Profiles `model.fit` steps of the driver's classifier on one fixed batch of
 real MRPC pairs (batch 32 x 128, XLA off) with the TensorFlow profiler, once
@@ -7,7 +7,7 @@ einsums and the attention products apart, Softmax, Erf, ...; idle time left
 out). Appends one JSON line with each mode's step time and its top op types,
 as seconds per step and shares.
 
-  python benchmarks/profile_step.py             # adapter and full, ~5 min
+  python -m benchmarks.profile_step             # adapter and full, ~5 min
 """
 
 import argparse
@@ -19,11 +19,10 @@ import sys
 import tempfile
 import time
 
+from benchmarks.fit_timing import REPO
+from benchmarks.fit_timing import append_line
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "benchmarks"))
-from fit_timing import append_line  # pylint: disable=g-import-not-at-top,wrong-import-position
 # The op types (as op_seconds names them) that are matrix products.
 MATMUL_TYPES = ("Einsum (dense layers)", "Attention scores and context",
                 "MatMul", "_MklMatMul", "_FusedMatMul", "_MklFusedMatMul",
@@ -66,8 +65,8 @@ def op_seconds(logdir):
 
 def profile(mode, args):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tf_keras
-  from speed import build, real_batch
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  from benchmarks.speed import build, real_batch  # pylint: disable=g-import-not-at-top
   tf_keras.utils.set_random_seed(42)
   model = build(f"train:{mode}:0", args)
   inputs, labels = real_batch(args.batch, args.seq)
@@ -118,7 +117,7 @@ def main():
               steps=args.steps, modes=modes,
               note="host self-time summed over the op-pool threads, so the "
               "op seconds per step can exceed the wall step time")
-  append_line(args.results, line, begin, "profile_step.py")
+  append_line(args.results, line, begin, "benchmarks.profile_step")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 driver or through `AdapterTextClassifier.fit`, and appends the comparison
 with the stored metrics to benchmarks/results/glue_core_repro.jsonl.
 
-  python benchmarks/readme_repro.py --name mrpc_adapter --path driver
-  python benchmarks/readme_repro.py --name mrpc_adapter --path fit
+  python -m benchmarks.readme_repro --name mrpc_adapter --path driver
+  python -m benchmarks.readme_repro --name mrpc_adapter --path fit
 
 `--path fit` reads the same TSVs with the same processor and calls
 `from_preset(seed=42)` + `fit(x=(texts_a, texts_b), y=labels)` +

@@ -1,15 +1,17 @@
-"""Issue #4.3 in one run: training step time of adapters vs full fine-tuning
-vs LayerNorm-only, with and without XLA (jit_compile); inference latency and
-throughput of the adapter model vs the bare encoder; peak memory of each; the
-machine's matmul GFLOP/s and the training GFLOP/s achieved as a share of it.
+"""Speed and cost in one run: training step time of adapters vs full
+fine-tuning vs LayerNorm-only, with and without XLA (jit_compile); inference
+latency and throughput of the adapter model vs the bare encoder; peak memory
+of each; the machine's matmul GFLOP/s and the training GFLOP/s achieved as a
+share of it.
 
 All timed configurations live in one process and are timed alternately
 (round-robin, `--rounds` rounds of `--steps` steps each), so a change in
 machine load hits them alike; the reported time is the median step. Peak
 memory needs a process per configuration: each is re-run alone in a child
 process for a few steps and its peak RSS is read (`--no_memory` skips this).
-Inputs are one fixed batch of real MRPC training pairs, so the input pipeline
-is not timed. Appends one JSON line to the results file.
+Inputs are one fixed batch of the first real MRPC training pairs, tokenized
+once before any timing, so the input pipeline is not timed. Appends one JSON
+line to the results file.
 
 Training FLOPs are counted analytically (matmuls only; embeddings, softmax,
 LayerNorm, GELU left out). Per token and layer the forward pass costs
@@ -18,8 +20,8 @@ costs 3F (forward, input gradients, weight gradients); with a frozen
 backbone the weight gradients of the frozen matmuls are skipped, so adapters
 and LayerNorm-only cost about 2F: hence the 2/3 floor of adapter/full.
 
-Usage: python benchmarks/speed.py                        # the real run
-       python benchmarks/speed.py --steps 2 --rounds 1 --seq 32 --batch 4 \
+Usage: python -m benchmarks.speed                        # the real run
+       python -m benchmarks.speed --steps 2 --rounds 1 --seq 32 --batch 4 \
          --results /tmp/speed.jsonl                     # smoke test
 """
 
@@ -36,7 +38,6 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
 
 TRAIN_MODES = ("adapter", "full", "layer_norm")
 
@@ -223,11 +224,12 @@ def _peak_rss_mb():
 
 
 def memory(kind, args, batch):
-  command = [sys.executable, os.path.abspath(__file__), "--child",
+  command = [sys.executable, "-m", "benchmarks.speed", "--child",
              f"{kind}:{batch}", "--seq", str(args.seq), "--batch",
              str(args.batch), "--adapter_size", str(args.adapter_size),
              "--memory_steps", str(args.memory_steps)]
-  out = subprocess.run(command, capture_output=True, text=True, check=False)
+  out = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                       check=False)
   if out.returncode:
     return dict(error=out.stderr.strip().splitlines()[-1:])
   return json.loads(out.stdout.strip().splitlines()[-1])
@@ -367,7 +369,7 @@ def main(argv=None):
   result.update(
       wall_seconds=round(time.time() - started),
       loadavg_start=load_start, loadavg_end=os.getloadavg(),
-      command="python benchmarks/speed.py " + " ".join(
+      command="python -m benchmarks.speed " + " ".join(
           sys.argv[1:] if argv is None else argv),
       tensorflow=tf.__version__, cpus=os.cpu_count(),
       machine=platform.machine(), cpu=_cpu_model(),

@@ -8,15 +8,16 @@ trains on (keras_adapters.squad.data.train_dataset, seed 42). A count, not a
 timing: a batch's attention and feed-forward work grows with its padded
 length. Appends one JSON line per (max_seq_length, mode) to --results.
 
-  python benchmarks/squad_padding.py      # ~1 min on 2 cores
+  python -m benchmarks.squad_padding      # ~1 min on 2 cores
 """
 
 import argparse
 import os
-import sys
 import time
 
-from fit_timing import GLUE, REPO, append_line
+from benchmarks.fit_timing import GLUE
+from benchmarks.fit_timing import REPO
+from benchmarks.fit_timing import append_line
 
 DATA = os.path.dirname(GLUE)
 MODES = ("static", "grouped", "bucketed")
@@ -49,7 +50,6 @@ def main():
   parser.add_argument("--results", default=os.path.join(
       REPO, "benchmarks", "results", "squad_padding.jsonl"))
   args = parser.parse_args()
-  sys.path.insert(0, REPO)
   from keras_adapters.squad import data  # pylint: disable=g-import-not-at-top
   begin = time.time()
   squad = data.read_squad_file(
@@ -68,7 +68,7 @@ def main():
                   useful_tokens=useful,
                   padding_share=round(1 - useful / padded, 4))
       print(line)
-      append_line(args.results, line, begin, "squad_padding.py")
+      append_line(args.results, line, begin, "benchmarks.squad_padding")
 
 
 if __name__ == "__main__":

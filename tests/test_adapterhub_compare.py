@@ -1,16 +1,10 @@
 """benchmarks/adapterhub/compare.py's bookkeeping (standard library only, no
 training): settings, interleaving, figures, newest session, table."""
 
-import importlib.util
-
 import pytest
 
-from harness import REPO
-
-spec = importlib.util.spec_from_file_location(
-    "compare", REPO / "benchmarks" / "adapterhub" / "compare.py")
-compare = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(compare)
+from benchmarks.adapterhub import compare
+from benchmarks.adapterhub import padding
 
 
 def test_settings_are_checked_and_interleaved_alternately():
@@ -68,12 +62,6 @@ def test_bucketed_w_passes_buckets_w_wordpieces_wide():
       "--bucket_by_length", "--bucket_boundaries=8,16,24,32,40,48,56,64"]
   assert compare.batching_flags("bucketed/48", 128)[1].endswith("=48,96,128")
   assert compare.batching_flags("bucketed", 128) == ["--bucket_by_length"]
-
-
-padding_spec = importlib.util.spec_from_file_location(
-    "padding", REPO / "benchmarks" / "adapterhub" / "padding.py")
-padding = importlib.util.module_from_spec(padding_spec)
-padding_spec.loader.exec_module(padding)
 
 
 def test_padding_counts_bucket_boundaries_and_top_ups():

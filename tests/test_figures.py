@@ -3,16 +3,11 @@ made-up result rows (no training)."""
 
 import argparse
 import json
-import sys
 
 import pytest
 
-from harness import REPO
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-sys.path.insert(0, str(REPO / "benchmarks" / "paper"))
-import figures  # pylint: disable=g-import-not-at-top,wrong-import-position
-import plan  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks import figures
+from benchmarks.paper import plan
 
 
 def _row(task, method, lr, seed, score, params, init=plan.DEFAULT_INIT):

@@ -8,12 +8,10 @@ import time
 import pytest
 
 from harness import REPO
-
-sys.path.insert(0, str(REPO / "benchmarks" / "paper"))
-import plan  # pylint: disable=g-import-not-at-top,wrong-import-position
-import reproduce  # pylint: disable=g-import-not-at-top,wrong-import-position
-import run_plan  # pylint: disable=g-import-not-at-top,wrong-import-position
-import table  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks.paper import plan
+from benchmarks.paper import reproduce
+from benchmarks.paper import run_plan
+from benchmarks.paper import table
 
 
 def _row(task, method, lr, seed, score, init=plan.DEFAULT_INIT):
@@ -130,6 +128,18 @@ def test_table_uses_the_best_rate_and_its_seeds():
   assert "50.0" in m8 and "*" not in m8  # at m=64's complete sweep's rate
   full = next(l for l in text.splitlines() if l.startswith("| Full"))
   assert full.count("*") == 1  # its sweep has 1 of 3 rates
+
+
+def test_cells_without_runs_say_whether_a_plan_block_trains_them():
+  rows = [_row(t, "adapter64", "1e-3", 1, 0.8) for t in ("MRPC", "RTE",
+                                                          "SST-2")]
+  rows.append(_row("MRPC", "pfeiffer64", "1e-3", 1, 0.8))
+  text = table.table(rows)
+  pfeiffer = next(l for l in text.splitlines()
+                  if l.startswith("| Adapters, Pfeiffer"))
+  # Block 14 trains Pfeiffer m=64 on RTE; no block trains it on SST-2.
+  assert pfeiffer.split(" | ")[2:4] == ["planned", "not run"]
+  assert "pending" not in text
 
 
 def test_goal_check_compares_on_the_tasks_both_rows_have():

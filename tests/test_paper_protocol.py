@@ -7,12 +7,9 @@ import sys
 
 import pytest
 
-from harness import REPO
-
-sys.path.insert(0, str(REPO / "benchmarks" / "paper"))
-import plan  # pylint: disable=g-import-not-at-top,wrong-import-position
-import protocol  # pylint: disable=g-import-not-at-top,wrong-import-position
-import table  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks.paper import plan
+from benchmarks.paper import protocol
+from benchmarks.paper import table
 
 
 def _row(task, method, lr, seed, score, epochs=3, params=2, **extra):

@@ -1,5 +1,4 @@
-"""keras_adapters vs AdapterHub, each at its best batching, in one command
-(issue #4.2).
+"""keras_adapters vs AdapterHub, each at its best batching, in one command.
 
 Trains every --settings entry on every task, with the same MiniLM weights,
 data files, max_seq_length, batch size, epochs, learning rate, adapter size,
@@ -40,10 +39,10 @@ the median of each setting, and per task ours' best setting / theirs' best
 run it with either venv.
 
 Usage (from the repo root; setup: bash benchmarks/adapterhub/setup.sh):
-  .venv-adapterhub/bin/python benchmarks/adapterhub/compare.py --table_only
+  .venv-adapterhub/bin/python -m benchmarks.adapterhub.compare --table_only
 
 The race (docs/RESULTS.md section 2), on the machine alone:
-  .venv-adapterhub/bin/python benchmarks/adapterhub/compare.py \\
+  .venv-adapterhub/bin/python -m benchmarks.adapterhub.compare \\
       --tasks MRPC,SST-2 --rounds 1
 About 4.5 h on 2 idle cores (2 threads a run). Estimated per run (minutes,
 3 epochs, start-up and dev evaluation included) from the fed (padded) tokens
@@ -61,7 +60,7 @@ run of 2026-11-30 (bucketed/8 with and without XLA, hf:group_by_length,
 hf:dynamic) took 69 min: 4.5-12 min a run to the end of training. The
 smoke test, one setting a call (1-3.5 min each; results kept out of the
 real file):
-  python benchmarks/adapterhub/compare.py --tasks MRPC --threads 1 \\
+  python -m benchmarks.adapterhub.compare --tasks MRPC --threads 1 \\
       --num_train_epochs=0.02 --settings ours:static \\
       --out /tmp/race_smoke --results /tmp/race_smoke.jsonl
 """
@@ -151,9 +150,8 @@ def task_data(task, args):
   """(data dir, max_seq_length, score keys) of benchmarks/paper/plan.py's
   task; writes the SST-2 subset if it is missing."""
   os.environ["DATA"] = args.data_dir  # read by plan.py when imported
-  sys.path.insert(0, os.path.join(REPO, "benchmarks", "paper"))
-  import plan  # pylint: disable=g-import-not-at-top
-  import run_plan  # pylint: disable=g-import-not-at-top
+  from benchmarks.paper import plan  # pylint: disable=g-import-not-at-top
+  from benchmarks.paper import run_plan  # pylint: disable=g-import-not-at-top
   if task not in plan.TASKS:
     sys.exit(f"compare.py: error: unknown task {task}; give one of "
              f"{', '.join(plan.TASKS)}")
@@ -259,11 +257,11 @@ def theirs(task, setting, args, common):
     flags.append(f"--num_threads={args.threads}")
   env = dict(OMP_NUM_THREADS=str(args.threads)) if args.threads else {}
   code, start, seconds, rss = run(
-      [args.theirs_python, "benchmarks/adapterhub/hf_train.py"] + flags,
+      [args.theirs_python, "-m", "benchmarks.adapterhub.hf_train"] + flags,
       log_path, env)
   row = dict(common, setting=setting, variant=args.variant,
              command=" ".join([f"{k}={v}" for k, v in env.items()] + [
-                 "python benchmarks/adapterhub/hf_train.py"] + flags))
+                 "python -m benchmarks.adapterhub.hf_train"] + flags))
   with open(log_path, errors="replace") as f:
     reports = [l for l in f if l.startswith("{")]
   if code or not reports:

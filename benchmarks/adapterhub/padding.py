@@ -1,5 +1,5 @@
-"""How many pad tokens each batching feeds, counted without training
-(issue #25.4): the race's tasks, every training example's wordpiece length
+"""How many pad tokens each batching feeds, counted without training: the
+race's tasks (compare.py), every training example's wordpiece length
 (WordPiece of the same vocab, pairs truncated longest-first), and per pass:
 
   bucketed/W   our --bucket_by_length with buckets W wordpieces wide: each
@@ -14,7 +14,7 @@ Runs in .venv-adapterhub (transformers' fast tokenizer, no TensorFlow). The
 race measured 11.3 % padding for ours:bucketed/8 on MRPC, and this counts
 the same. One JSON line per task goes to --results.
 
-  .venv-adapterhub/bin/python benchmarks/adapterhub/padding.py
+  .venv-adapterhub/bin/python -m benchmarks.adapterhub.padding
 """
 
 import argparse
@@ -25,8 +25,7 @@ import os
 import random
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import hf_train  # pylint: disable=g-import-not-at-top,wrong-import-position
+from benchmarks.adapterhub import hf_train
 
 TASKS = {"MRPC": ("../shared/data/glue_data/MRPC", 128),
          "SST-2": ("runs/paper/data/SST-2-first10k", 64)}
@@ -37,7 +36,8 @@ def lengths(task, tokenizer):
   path = os.path.join(hf_train.REPO, data_dir)
   if not os.path.isdir(path):
     sys.exit(f"padding.py: error: no {task} data at {path}; the SST-2 subset "
-             "is written by benchmarks/adapterhub/compare.py (or run_plan.py)")
+             "is written by python -m benchmarks.adapterhub.compare (or "
+             "benchmarks.paper.run_plan)")
   examples = hf_train.repo_module("data.glue").get_processor(
       task).get_examples(path, "train")
   pair = examples[0].text_b is not None
@@ -93,7 +93,7 @@ def main():
                                        steps=steps)
     kept, fed, steps = grouped(lengths_, args.batch, args.seed)
     line["grouped"] = dict(padding=round(1 - kept / fed, 4), steps=steps)
-    line["command"] = " ".join(["python benchmarks/adapterhub/padding.py"] +
+    line["command"] = " ".join(["python -m benchmarks.adapterhub.padding"] +
                                sys.argv[1:])
     lines.append(line)
   with open(args.results, "a") as f:

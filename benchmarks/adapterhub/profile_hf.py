@@ -1,5 +1,5 @@
-"""Where AdapterHub's training step time goes, by PyTorch op, beside ours
-(issue #25.4): the counterpart of benchmarks/profile_step.py.
+"""Where AdapterHub's training step time goes, by PyTorch op, beside ours:
+the counterpart of benchmarks/profile_step.py.
 
 Runs in .venv-adapterhub. Builds hf_train.py's model (houlsby_gelu_ln: our
 trained parameters), trains on one fixed batch of the first real MRPC
@@ -11,8 +11,8 @@ spread over the intra-op threads), so these seconds add up to about the step
 time; TensorFlow's host self-times are summed over its op threads instead.
 Both get the same coarse split: matrix products vs everything else.
 
-  .venv-adapterhub/bin/python benchmarks/adapterhub/profile_hf.py --seq 56
-  .venv/bin/python benchmarks/profile_step.py --modes adapter --seq 56
+  .venv-adapterhub/bin/python -m benchmarks.adapterhub.profile_hf --seq 56
+  .venv/bin/python -m benchmarks.profile_step --modes adapter --seq 56
 
 One JSON line goes to --results (benchmarks/results/profile_step.jsonl, the
 file profile_step.py appends to).
@@ -23,13 +23,9 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# pylint: disable=g-import-not-at-top,wrong-import-position
-import hf_train
-from fit_timing import append_line  # stdlib-only at import
-from profile_step import op_summary  # stdlib-only at import
-# pylint: enable=g-import-not-at-top,wrong-import-position
+from benchmarks.adapterhub import hf_train
+from benchmarks.fit_timing import append_line  # stdlib-only at import
+from benchmarks.profile_step import op_summary  # stdlib-only at import
 
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
 
@@ -115,7 +111,7 @@ def main():
       **op_summary(by_op, args.steps, args.top, MATMUL_OPS),
       note="self CPU time of each op on the calling thread (torch.profiler); "
       f"matrix products: {', '.join(MATMUL_OPS)}")
-  append_line(args.results, line, begin, "adapterhub/profile_hf.py")
+  append_line(args.results, line, begin, "benchmarks.adapterhub.profile_hf")
 
 if __name__ == "__main__":
   main()

@@ -9,7 +9,7 @@ head stay. The span 0..L-1 is "all adapters removed". With 6 layers that is
 draws the heatmap from it.
 
 Usage:
-  python benchmarks/paper/ablation.py \
+  python -m benchmarks.paper.ablation \
     --adapter_pack runs/paper/mrpc_adapter64_lr1e-3_s1/adapter_pack.npz \
     --data_dir ../shared/data/glue_data/MRPC
 """
@@ -24,7 +24,6 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-sys.path.insert(0, REPO)
 
 # Score the heatmap shows, per task (MRPC: mean of accuracy and F1, as the
 # learning-rate selection in plan.py).
@@ -141,7 +140,7 @@ def main():
       baseline=baseline, spans=spans,
       all_removed=spans[len(blocks) - 1]["metrics"],
       wall_seconds=round(time.time() - started),
-      command="python benchmarks/paper/ablation.py " + " ".join(sys.argv[1:]),
+      command="python -m benchmarks.paper.ablation " + " ".join(sys.argv[1:]),
       finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
   os.makedirs(os.path.dirname(os.path.abspath(args.results)), exist_ok=True)
   with open(args.results, "a") as f:

@@ -1,6 +1,6 @@
 """How much of a task the frozen backbone already carries, per pooling: a
-logistic regression on frozen all-MiniLM-L6-v2 features (issue #27, step 3:
-which knob the adapters lack on RTE).
+logistic regression on frozen all-MiniLM-L6-v2 features (whether the
+readout is the knob the adapters lack on RTE).
 
 Features of each train and dev pair, no training of the backbone: the
 [CLS] vector, the masked mean over tokens (what all-MiniLM-L6-v2 was trained
@@ -9,21 +9,19 @@ pooler is untrained). For each, scikit-learn's LogisticRegressionCV picks C
 by 5-fold cross-validation on train; the dev accuracy (and, with two classes,
 the majority-class rate beside it) is appended as one JSON line.
 
-  python benchmarks/paper/linear_probe.py --task RTE  # ~10 min, one core
+  python -m benchmarks.paper.linear_probe --task RTE  # ~10 min, one core
 """
 
 import argparse
 import os
-import sys
 import time
 import warnings
 
+from benchmarks.fit_timing import GLUE
+from benchmarks.fit_timing import REPO
+from benchmarks.fit_timing import append_line
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
-sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "benchmarks"))
-from fit_timing import GLUE, append_line  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 POOLINGS = ("cls", "mean", "pooler")
 
@@ -106,7 +104,7 @@ def main():
               dev_accuracy={p: round(probe(train_x[p], train_y, dev_x[p],
                                            dev_y, args.seed), 6)
                             for p in POOLINGS})
-  append_line(args.results, line, begin, "paper/linear_probe.py")
+  append_line(args.results, line, begin, "benchmarks.paper.linear_probe")
 
 
 if __name__ == "__main__":

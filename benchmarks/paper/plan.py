@@ -1,8 +1,10 @@
-"""The paper-reproduction plan (issue #4): every run_classifier.py run, in
-priority order, with a CPU-time estimate per block.
+"""The paper-reproduction plan: every run_classifier.py run, by block.
 
-Usage: python benchmarks/paper/plan.py            # blocks, run counts, hours
-       python benchmarks/paper/plan.py --list     # every point and its command
+The runs that Table 1/2 and the analysis figures of Houlsby et al. (2019)
+need, in priority order, with a CPU-time estimate per block.
+
+Usage: python -m benchmarks.paper.plan            # blocks, run counts, hours
+       python -m benchmarks.paper.plan --list     # every point and its command
 
 A point's name depends only on its settings (never on its block), so a run
 needed by two blocks (e.g. MRPC adapters m=8 at the sweep's best rate, used by
@@ -12,10 +14,11 @@ sweep of <method> on that task with the best dev score, once all of that
 sweep's runs are in (until then those points wait). The sweep is always the
 one at the task's epochs in TASKS (3). "below:<method>" is the next lower rate
 of <method>'s grid (at the bottom of the grid, the best rate itself: the same
-run). "sel:<method>" (issue #27) is the seed-1 selection of <method> over
-the sweep and the point's longer epochs at the best rate and the one below
-(block 8's probe): both its epochs and its rate, once those runs are in. A
-point trained for other epochs than TASKS' has "_ep<N>" in its name.
+run). "sel:<method>" is the seed-1 selection of <method> over the sweep and
+the point's longer epochs at the best rate and the one below (block 8's
+20-epoch probe), as the paper selects over epochs {3, 20}: both its epochs
+and its rate, once those runs are in. A point trained for other epochs than
+TASKS' has "_ep<N>" in its name.
 An AdapterFusion point ("fusion_<source method>", block 16) fuses the
 seed-1 packs of <source method> on FUSION_SOURCES at the adapter64 best rate
 and waits for them; it trains at a fixed rate.
@@ -46,10 +49,10 @@ TASKS = {
     "SST-2": (SST2_DIR, SST2_ROWS, 64, 3, ("accuracy",)),
 }
 SMALL_TASKS = ("MRPC", "RTE", "STS-B", "CoLA")
-# The trade-off figure's tasks. The issue allows CoLA or RTE beside MRPC. CoLA,
-# as in the paper's Fig. 4: at 3 epochs this model's RTE runs score within
-# 7 points of the majority class (52.7 %; 277 dev pairs), too little signal
-# to separate adapter sizes.
+# The trade-off figure's tasks: MRPC, and CoLA rather than RTE, as in the
+# paper's Fig. 4: at 3 epochs this model's RTE runs score within 7 points of
+# the majority class (52.7 %; 277 dev pairs), too little signal to separate
+# adapter sizes.
 FIGURE_TASKS = ("MRPC", "CoLA")
 
 # Learning-rate grids: the paper's for adapters and full fine-tuning; the
@@ -170,7 +173,8 @@ def _at_best(tasks, methods, seeds):
 
 def _probe_20ep(tasks, methods=("adapter64", "full")):
   """20 epochs at the 3-epoch best rate (of lr_source) and the next lower
-  one, seed 1, a dev evaluation after every epoch (issue #27)."""
+  one, seed 1, a dev evaluation after every epoch: the paper's other epoch
+  budget, probed."""
   return [point(t, m, f"{rate}:{lr_source(m)}", 1, epochs=20, eval_every=1)
           for t in tasks for rate in ("best", "below") for m in methods]
 
@@ -218,28 +222,30 @@ def _paper_blocks():
 def _later_blocks():
   """Blocks 8-: longer training, seeds, adapter variants, composition."""
   return [
-      ("8_probe_20ep", "issue #27 probe: CoLA and RTE, adapters m=64 and "
+      ("8_probe_20ep", "20-epoch probe: CoLA and RTE, adapters m=64 and "
        "full, 20 epochs at the 3-epoch best LR and the next lower one, "
        "seed 1, dev curve per epoch",
        _probe_20ep(("CoLA", "RTE"))),
-      ("9_bucketing", "issue #25: MRPC and SST-2 (first 10k) adapters m=64 "
-       "at the best LR, seeds 1-3, --bucket_by_length vs --dynamic_padding",
+      ("9_bucketing", "bucketing vs dev score: MRPC and SST-2 (first 10k) "
+       "adapters m=64 at the best LR, seeds 1-3, --bucket_by_length vs "
+       "--dynamic_padding",
        [point(t, "adapter64", "best:adapter64", s, batching=b)
         for t in ("MRPC", "SST-2") for s in (1, 2, 3)
         for b in ("bucketed", "dynamic")]),
-      ("10_seeds_20ep", "issue #27: seeds 2-3 of adapters m=64 and full on "
-       "CoLA and RTE at the seed-1 selection over 3 and 20 epochs (no new "
-       "run where 3 epochs win: block 2 has those seeds)",
+      ("10_seeds_20ep", "selection over epochs: seeds 2-3 of adapters m=64 "
+       "and full on CoLA and RTE at the seed-1 selection over 3 and 20 "
+       "epochs (no new run where 3 epochs win: block 2 has those seeds)",
        _seeds_at_selection(("CoLA", "RTE"))),
-      ("11_20ep_mrpc_stsb", "issue #27: block 8's probe on MRPC and STS-B "
+      ("11_20ep_mrpc_stsb", "20-epoch probe: block 8's on MRPC and STS-B "
        "(adapters m=64 and full, 20 epochs at the best LR and the next "
        "lower one, seed 1)",
        _probe_20ep(("MRPC", "STS-B"))),
-      ("12_seeds_20ep_mrpc_stsb", "issue #27: block 10 on MRPC and STS-B",
+      ("12_seeds_20ep_mrpc_stsb", "selection over epochs: block 10 on MRPC "
+       "and STS-B",
        _seeds_at_selection(("MRPC", "STS-B"))),
-      ("13_sweep_adapter8", "issue #27: adapters m=8 at their own rates "
-       "(the 3-epoch sweep, seed 1; block 3 ran m=64's best): the size "
-       "that keeps the goal's trained share under 2.5 %",
+      ("13_sweep_adapter8", "small adapters: m=8 at their own rates (the "
+       "3-epoch sweep, seed 1; block 3 ran m=64's best): the size that "
+       "keeps the goal's trained share under 2.5 %",
        _sweep(SMALL_TASKS, ("adapter8",))),
       ("14_pfeiffer", "adapter variants: Pfeiffer's placement (one adapter "
        "per block, after the feed-forward layer), m=64 at the m=64 best "

@@ -1,7 +1,7 @@
-"""The paper's selection over the runs actually made (issue #27): per task,
-the adapter size, epoch count and learning rate with the best seed-1 dev
-score, the same for full fine-tuning, and the goal check on that selection,
-with the protocol that was run printed beside it.
+"""The paper's selection over the runs actually made, epochs included: per
+task, the adapter size, epoch count and learning rate with the best seed-1
+dev score, the same for full fine-tuning, and the goal check on that
+selection, with the protocol that was run printed beside it.
 
 The paper swept epochs over {3, 20} for GLUE; the plan's table (table.py)
 uses 3 only. Here a 20-epoch run (block 8's probe, later blocks) competes
@@ -13,8 +13,8 @@ seeds run there, and the best seed (the paper's "best on dev").
 import math
 import statistics
 
-import plan
-import run_plan
+from benchmarks.paper import plan
+from benchmarks.paper import run_plan
 
 ADAPTERS = ("adapter8", "adapter64", "adapter256")
 GOAL_MEAN, GOAL_WORST, GOAL_PARAMS = -0.5, -2.0, 2.5
@@ -126,8 +126,9 @@ def selection_table(rows):
 
 
 def goal_lines(pairs):
-  """The issue's goal on each statistic: adapters (best point) mean minus
-  full fine-tuning mean >= -0.5, no task below -2, <= 2.5 % trained."""
+  """The project's goal for the adapters, on each statistic: adapters (best
+  point) mean minus full fine-tuning mean >= -0.5, no task below -2, <= 2.5 %
+  of the backbone trained."""
   params = statistics.mean(best.trained_percent() for best, _ in pairs.values())
   lines = []
   for label, statistic in STATISTICS:

@@ -12,8 +12,8 @@ resumed without --deterministic, whose dropout stream restarted at the
 resume, so that their stored command, run unbroken, gives another number.
 
 Usage (from the repo root):
-  python benchmarks/paper/reproduce.py mrpc_adapter64_lr3e-4_s1
-  python benchmarks/paper/reproduce.py cola_full_lr5e-5_s1 --replace
+  python -m benchmarks.paper.reproduce mrpc_adapter64_lr3e-4_s1
+  python -m benchmarks.paper.reproduce cola_full_lr5e-5_s1 --replace
 """
 
 import argparse
@@ -24,8 +24,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import run_plan  # pylint: disable=g-import-not-at-top
+from benchmarks.paper import run_plan
 
 
 def main(argv=None):
@@ -69,7 +68,7 @@ def main(argv=None):
                  if "dev_curve" in row else {}),
               stored_resumed=row["resumed"], env=env,
               wall_seconds=int(time.time() - start),
-              command=" ".join(["python benchmarks/paper/reproduce.py"] +
+              command=" ".join(["python -m benchmarks.paper.reproduce"] +
                                (sys.argv[1:] if argv is None else argv)),
               finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
   if args.replace and not line["equal"]:

@@ -17,9 +17,9 @@ With --jobs 2, two runs train at once with one TensorFlow thread each
 are part of each stored command, so re-running it reproduces the run.
 
 Usage (from the repo root):
-  python benchmarks/paper/run_plan.py --blocks 1,2 --jobs 2   # blocks by number
-  python benchmarks/paper/run_plan.py --dry_run               # what can run now
-  python benchmarks/paper/run_plan.py --jobs 2 --stop_by 17:30  # only runs
+  python -m benchmarks.paper.run_plan --blocks 1,2 --jobs 2   # blocks by number
+  python -m benchmarks.paper.run_plan --dry_run               # what can run now
+  python -m benchmarks.paper.run_plan --jobs 2 --stop_by 17:30  # only runs
                                                   # expected to end by 17:30
 """
 
@@ -38,8 +38,7 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import plan  # pylint: disable=g-import-not-at-top
+from benchmarks.paper import plan
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -492,7 +491,7 @@ def run_points(args, wanted, tasks, deadline):
         missing = missing_packs(p)
         if missing:
           print(f"skipping {p['name']}: no {missing[0]}; re-make it with "
-                "python benchmarks/paper/reproduce.py "
+                "python -m benchmarks.paper.reproduce "
                 f"{os.path.basename(os.path.dirname(missing[0]))} "
                 f"--out {plan.OUT}", flush=True)
           passed_over.add(p["name"])

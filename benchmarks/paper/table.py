@@ -10,9 +10,10 @@ accuracy and F1, the score the learning rate was selected on).
 Runs trained for other epochs than plan.TASKS' (the probe, block 8) stay out
 of the table; a section below it lists them with their dev curves, and the
 selection over every epoch count run (protocol.py) follows the table, with
-its own goal check.
+its own goal check. A cell without runs says "planned" if a plan block
+trains it, "not run" if none does.
 
-Usage: python benchmarks/paper/table.py [benchmarks/results/paper.jsonl] \
+Usage: python -m benchmarks.paper.table [benchmarks/results/paper.jsonl] \
          [--doc docs/RESULTS.md] [--out benchmarks/results/paper_table.md]
 --doc also puts the table, the selection over every epoch count and the
 long runs between the doc's BEGIN/END marker lines; --out writes the whole
@@ -27,10 +28,9 @@ import os
 import statistics
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import plan  # pylint: disable=g-import-not-at-top
-import protocol  # pylint: disable=g-import-not-at-top
-import run_plan  # pylint: disable=g-import-not-at-top
+from benchmarks.paper import plan
+from benchmarks.paper import protocol
+from benchmarks.paper import run_plan
 
 LABELS = dict(adapter8="Adapters (m=8)", adapter64="Adapters (m=64)",
               adapter256="Adapters (m=256)",
@@ -97,10 +97,28 @@ class Cell:
     return run["trained_params"] / run["backbone_params"]
 
 
+BEST_ADAPTER_METHODS = ("adapter8", "adapter64", "adapter256")
+
+
 def best_adapter_cell(rows, task):
-  cells = [c for c in (Cell(rows, task, m) for m in
-                       ("adapter8", "adapter64", "adapter256")) if c]
+  cells = [c for c in (Cell(rows, task, m) for m in BEST_ADAPTER_METHODS)
+           if c]
   return max(cells, key=Cell.seed1_score) if cells else None
+
+
+def planned_cells():
+  """{(task, method)} that a plan block trains under the table's protocol
+  (the task's epochs, dynamic padding, default init)."""
+  return {(p["task"], p["method"]) for _, p in plan.unique_points()
+          if plan.epochs_of(p) == plan.TASKS[p["task"]][3] and
+          plan.batching_of(p) == "dynamic" and p["init"] == plan.DEFAULT_INIT}
+
+
+def missing_text(task, methods, planned):
+  """What a cell without runs says: "planned" if a plan block trains one of
+  `methods` on `task`, else "not run"."""
+  return ("planned" if any((task, m) in planned for m in methods)
+          else "not run")
 
 
 def table(rows):
@@ -109,7 +127,7 @@ def table(rows):
       f"{t} ({'/'.join(plan.TASKS[t][4])})" for t in tasks) +
            " | mean | trained params / task | total params, all tasks |",
            "|---|" + "---|" * (len(tasks) + 3)]
-  summary = {}
+  summary, planned = {}, planned_cells()
   methods = [(LABELS[m], m) for m in plan.TABLE_METHODS]
   methods.insert(3, (BEST_ADAPTER, None))
   for label, method in methods:
@@ -118,7 +136,9 @@ def table(rows):
     if not any(cells):
       continue
     texts = [(c.text() + (f" m={c.method[7:]}" if method is None else ""))
-             if c else "pending" for c in cells]
+             if c else missing_text(t, (method,) if method else
+                                    BEST_ADAPTER_METHODS, planned)
+             for t, c in zip(tasks, cells)]
     present = [c for c in cells if c]
     mean = statistics.mean(100 * c.score() for c in present)
     fractions = [c.trained_fraction() for c in present]
@@ -135,8 +155,9 @@ def table(rows):
   lines.append("Scores x100, mean ± s.e.m. over seeds at the learning rate "
                "with the best seed-1 dev score (adapters m=8/256: that of "
                "m=64; top-1: that of top-3); n = seeds; * = that "
-               "learning-rate sweep is incomplete (best so far). "
-               "Total params: backbone = 1x, for the "
+               "learning-rate sweep is incomplete (best so far); planned = "
+               "a plan block trains that cell, not run yet; not run = no "
+               "plan block trains it. Total params: backbone = 1x, for the "
                f"{len(tasks)} task(s) above.")
   lines.extend(goal_check(summary.get(LABELS["full"], {}),
                           summary.get(BEST_ADAPTER, {}), tasks))
@@ -144,7 +165,9 @@ def table(rows):
 
 
 def goal_check(full, best, tasks):
-  """The issue's goal, on the tasks both rows have so far."""
+  """The project's goal for the adapters (within 0.5 points of full
+  fine-tuning's mean, at most 2.5 % of the backbone trained per task), on
+  the tasks both rows have so far."""
   common = [t for t in tasks if t in full and t in best]
   if not common:
     return []
@@ -283,8 +306,8 @@ def documents(rows, path):
   head = (f"Results file: `{path}` ({len(rows)} runs; their wall times sum "
           f"to {hours:.1f} h, {jobs} run(s) at a time)\n")
   long_runs = (
-      _section("Selected over every epoch count run (issue #27; scores x100 "
-               "as selected on)", protocol.selection_table(rows)) +
+      _section("Selected over every epoch count run (scores x100 as "
+               "selected on)", protocol.selection_table(rows)) +
       _section("Runs of other epochs (not in Table 1/2; scores x100 as "
                "selected on)", long_runs_table(rows)))
   doc = f"{head}\n{table(rows)}\n{long_runs}"
@@ -310,7 +333,7 @@ def main():
   rows = run_plan.load_results(path)
   if not rows:
     sys.exit(f"table.py: error: no results in {path}; run "
-             "benchmarks/paper/run_plan.py first")
+             "python -m benchmarks.paper.run_plan first")
   doc, output = documents(rows, path)
   if args.doc:
     write_into(args.doc, doc)
