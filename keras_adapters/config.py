@@ -3,6 +3,7 @@
 before TensorFlow loads."""
 
 import dataclasses
+import re
 
 from keras_adapters.errors import UserInputError
 
@@ -67,3 +68,15 @@ class AdapterConfig:
 
 
 ADAPTER_CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(AdapterConfig))
+
+
+def check_task_name(name):
+  """`name` if it can name a task: it routes requests in a multi-task
+  SavedModel, so letters, digits, '_', '-' and '.' (a letter or digit
+  first, at most 64)."""
+  if not (isinstance(name, str) and
+          re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name)):
+    raise UserInputError(f"task name {name!r}: use 1-64 letters, digits, "
+                         "'_', '-' or '.', starting with a letter or digit "
+                         "(e.g. 'spam')")
+  return name

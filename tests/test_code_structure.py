@@ -50,6 +50,20 @@ def test_no_function_over_60_lines():
   assert not long
 
 
+def test_benchmarks_are_one_package_run_as_modules():
+  """Every folder of benchmark scripts is a package, so the scripts import
+  each other as `benchmarks.<...>` and run as `python -m benchmarks.<...>`
+  from the repository root: none of them (and no test) edits sys.path."""
+  scripts = sorted((REPO / "benchmarks").rglob("*.py"))
+  assert sorted({str(p.parent.relative_to(REPO)) for p in scripts
+                 if not (p.parent / "__init__.py").exists()}) == []
+  assert [str(p.relative_to(REPO)) for p in scripts
+          if "sys.path" in p.read_text(encoding="utf-8")] == []
+  assert [str(p.relative_to(REPO)) for p in sorted(REPO.glob("tests/*.py"))
+          if re.search(r"sys\.path\.insert\(.*benchmarks",
+                       p.read_text(encoding="utf-8"))] == []
+
+
 def test_no_import_cycle_inside_the_package():
   modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
 

@@ -68,7 +68,8 @@ def pairs(tmp_path_factory):
   out = root / "run"
   _run(["run_classifier.py", "--task_name=generic", f"--data_dir={data}",
         "--text_a_column=first", "--text_b_column=second",
-        "--label_column=same", "--do_train", f"--output_dir={out}",
+        "--label_column=same", "--custom_task_name=paraphrase",
+        "--do_train", f"--output_dir={out}",
         f"--max_seq_length={SEQ}", "--num_train_epochs=1", "--seed=5"])
   old = _without_is_pair(out / "adapter_pack.npz", root / "old_pack.npz")
   _run(["-m", "keras_adapters.serving.export", f"--adapter_pack={old}",
@@ -84,15 +85,16 @@ def test_exports_use_text_b_and_match_the_model(pairs):
   spec = dict(
       single=[str(root / "single"), dict(text_a=a, text_b=b)],
       single_other=[str(root / "single"), dict(text_a=a, text_b=other_b)],
-      multi=[str(root / "multi"), dict(task=["generic"] * 6, text_a=a,
+      multi=[str(root / "multi"), dict(task=["paraphrase"] * 6, text_a=a,
                                         text_b=b)],
-      multi_other=[str(root / "multi"), dict(task=["generic"] * 6, text_a=a,
+      multi_other=[str(root / "multi"), dict(task=["paraphrase"] * 6, text_a=a,
                                               text_b=other_b)])
   served = json.loads(_run(["-c", _CHILD], input=json.dumps(spec)))
   served = {k: np.array(v) for k, v in served.items()}
   model = AdapterTextClassifier.load_adapters(
       str(root / "run" / "adapter_pack.npz"))
   assert model.labels == ["no", "yes"]
+  assert model.task_config["name"] == "paraphrase"  # --custom_task_name
   for name, texts_b in (("single", b), ("single_other", other_b)):
     expected = model.predict((a, texts_b))
     np.testing.assert_allclose(served[name], expected, atol=1e-5)

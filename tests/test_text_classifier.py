@@ -144,15 +144,60 @@ def test_save_and_load_adapters_round_trip(trained, mrpc, tmp_path):
     reloaded.predict(dev_x[0])
 
 
-@pytest.mark.parametrize("form", ["clf.keras", "clf_dir", "clf.h5"])
-def test_keras_save_is_refused_at_save_time_naming_what_to_use(trained,
-                                                               tmp_path, form):
+@pytest.mark.parametrize("form", ["clf_dir", "clf.h5"])
+def test_keras_save_refuses_other_formats_at_save_time(trained, tmp_path,
+                                                       form):
   clf, _ = trained
   with pytest.raises(UserInputError) as e:
     clf.save(str(tmp_path / form))
+  assert "clf.save('model.keras')" in str(e.value)
   assert "save_adapters(path)" in str(e.value) and "export(" in str(e.value)
   assert "\n" not in str(e.value)
   assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+_LOAD_AND_FIT = """
+import json, sys
+import numpy as np, tf_keras
+from keras_adapters import AdapterTextClassifier  # registers the class
+path, spec = sys.argv[1], json.loads(sys.stdin.read())
+model = tf_keras.models.load_model(path)
+probabilities = model.predict(tuple(spec["x"]))
+before = [v.numpy() for v in model.encoder.adapters[0].weights]
+history = model.fit(tuple(spec["x"]), spec["y"], batch_size=8, epochs=1,
+                    verbose=0)
+moved = max(float(np.abs(b - v.numpy()).max())
+            for b, v in zip(before, model.encoder.adapters[0].weights))
+print(json.dumps(dict(probabilities=probabilities.tolist(), moved=moved,
+                      loss=history.history["loss"][-1],
+                      config=model.task_config)))
+"""
+
+
+@pytest.mark.large
+def test_keras_save_and_load_model_round_trip_in_a_fresh_process(
+    trained, mrpc, tmp_path):
+  """.keras holds preprocessor, vocabulary, adapters, head and mode: a fresh
+  process loads it with tf_keras.models.load_model, predicts the same
+  probabilities on raw strings, and fit goes on training the adapters."""
+  clf, _ = trained
+  _, _, (dev_a, dev_b), dev_y = mrpc
+  path = tmp_path / "mrpc.keras"
+  clf.save(str(path))
+  spec = dict(x=[dev_a[:16], dev_b[:16]], y=dev_y[:16])
+  result = subprocess.run(
+      [sys.executable, "-c", _LOAD_AND_FIT, str(path)], input=json.dumps(spec),
+      cwd=tmp_path, env=subprocess_env(), capture_output=True, text=True,
+      timeout=900)
+  assert result.returncode == 0, result.stderr[-3000:]
+  loaded = json.loads(result.stdout.strip().splitlines()[-1])
+  np.testing.assert_allclose(loaded["probabilities"],
+                             clf.predict((dev_a[:16], dev_b[:16])), atol=1e-6)
+  assert loaded["moved"] > 0 and np.isfinite(loaded["loss"])
+  assert {k: loaded["config"][k] for k in ("labels", "fine_tune_mode",
+                                           "adapter_size", "is_pair")} == {
+      "labels": ["0", "1"], "fine_tune_mode": "adapter", "adapter_size": 64,
+      "is_pair": True}
 
 
 @pytest.mark.parametrize("adapter_type", ["pfeiffer", "parallel"])

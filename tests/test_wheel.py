@@ -20,8 +20,13 @@ COMMANDS = ("keras-adapters-classifier", "keras-adapters-squad",
 
 
 def _tracked(*patterns):
-  return subprocess.run(["git", "ls-files", *patterns], cwd=REPO, check=True,
-                        capture_output=True, text=True).stdout.split()
+  """The checkout's files (tracked, or new and not ignored) as they are in
+  the work tree."""
+  names = subprocess.run(
+      ["git", "ls-files", "--cached", "--others", "--exclude-standard",
+       *patterns], cwd=REPO, check=True, capture_output=True,
+      text=True).stdout.split()
+  return [n for n in names if (REPO / n).is_file()]
 
 
 @pytest.fixture(scope="module")

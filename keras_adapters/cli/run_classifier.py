@@ -8,13 +8,17 @@ Mirrors the flags of Google BERT's run_classifier.py. Example:
 
 import os
 
-# TF's C++ INFO/WARNING lines would bury the one-line errors; TF_CPP_MIN_LOG_LEVEL=0 brings them back.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TF's C++ log lines would bury the output and the one-line errors (on CPU,
+# its cuInit probe logs an ERROR); TF_CPP_MIN_LOG_LEVEL=0 brings them back.
+from keras_adapters.cli.tf_logs import quiet_tf_logs
+
+quiet_tf_logs()
 
 from absl import flags
 
 from keras_adapters.saving import adapter_pack
 from keras_adapters.cli import driver_flags
+from keras_adapters.config import check_task_name
 from keras_adapters.errors import UserInputError
 
 driver_flags.define_common_flags("Checkpoints, logs, results, adapter pack.")
@@ -50,6 +54,10 @@ flags.DEFINE_list("fuse_packs", None, "With --fine_tune_mode=fusion: train "
 flags.DEFINE_string("export_dir", None, "Also export the (trained or "
                     "pack-loaded) classifier as a TF Serving SavedModel here "
                     "(see docs/serving.md).")
+flags.DEFINE_string("custom_task_name", None, "The task's name in its "
+                    "adapter pack, by which a multi-task SavedModel routes "
+                    "requests (default: the GLUE task's; a --task_name="
+                    "generic task has none until named).")
 flags.DEFINE_string("text_a_column", "0", "generic task: column (name/index).")
 flags.DEFINE_string("text_b_column", None, "generic task: second text column.")
 flags.DEFINE_string("label_column", "1", "generic task: label column.")
@@ -88,6 +96,8 @@ def _check_flags():
       FLAGS.do_train and FLAGS.do_eval)):
     raise UserInputError(f"--eval_every_epochs={FLAGS.eval_every_epochs}: "
                          "give N >= 1 with --do_train and --do_eval, or 0")
+  if FLAGS.custom_task_name is not None:
+    check_task_name(FLAGS.custom_task_name)
   _check_fusion_flags()
   driver_flags.check_batching_flags(FLAGS.dynamic_padding)
   driver_flags.check_common_flags()
@@ -128,7 +138,8 @@ def _task():
       eval_every_epochs=FLAGS.eval_every_epochs,
       report_train_tokens=FLAGS.report_train_tokens,
       eval_batch_size=FLAGS.eval_batch_size,
-      predict_batch_size=FLAGS.predict_batch_size)
+      predict_batch_size=FLAGS.predict_batch_size,
+      name=FLAGS.custom_task_name)
 
 
 def run():

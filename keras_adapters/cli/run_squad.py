@@ -17,11 +17,11 @@ Only SQuAD's dev-v1.1.json is available here: split it by article first
     --max_seq_length 384 --doc_stride 128 --output_dir runs/squad/adapter
 """
 
-import os
+# TF's C++ log lines would bury the output and the one-line errors (on CPU,
+# its cuInit probe logs an ERROR); TF_CPP_MIN_LOG_LEVEL=0 brings them back.
+from keras_adapters.cli.tf_logs import quiet_tf_logs
 
-# TF's C++ INFO/WARNING lines would bury the one-line errors;
-# TF_CPP_MIN_LOG_LEVEL=0 brings them back.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+quiet_tf_logs()
 
 from absl import flags
 

@@ -8,6 +8,7 @@ import tensorflow as tf
 import tf_keras
 from official.nlp.modeling import layers as nlp_layers
 
+from keras_adapters import compat
 from keras_adapters.config import ADAPTER_TYPES
 from keras_adapters.layers.adapter_fusion import AdapterFusion
 from keras_adapters.layers.adapter_layer import AdapterLayer
@@ -127,15 +128,15 @@ class AdapterTransformerBlock(nlp_layers.TransformerEncoderBlock):
     # SavedModel loading restores only variables that exist after build(), so
     # a lazily built MultiHeadAttention would come back freshly initialised
     # (keras-team/tf-keras#514).
-    attention = self._attention_layer
-    if (getattr(attention, "_built_from_signature", True) is False and
-        self._linformer_dim is None):
+    attention = compat.block_part(self, "attention_layer")
+    if (compat.attention_needs_build(attention) and
+        compat.block_linformer_dim(self) is None):
       if isinstance(input_shape, (list, tuple)):
         query = tf.TensorShape(input_shape[0])
         value = tf.TensorShape(input_shape[1]) if len(input_shape) == 3 else query
       else:
         query = value = tf.TensorShape(input_shape)
-      attention._build_from_signature(query=query, value=value)
+      compat.build_attention(attention, query, value)
     if self.adapter_size or self.fused_adapter_sizes:
       self._place_adapters(input_shape)
 
@@ -147,30 +148,32 @@ class AdapterTransformerBlock(nlp_layers.TransformerEncoderBlock):
     if self.fused_adapter_sizes:
       make = lambda name: AdapterFusion(
           self.fused_adapter_sizes, self.adapter_activation, name=name)
+    part = lambda name: compat.block_part(self, name)
     if self.adapter_type == "pfeiffer":
-      if self._norm_first:  # its output LayerNorm then precedes the FFN
+      if compat.block_norm_first(self):  # its output LN then precedes the FFN
         raise ValueError("adapter_type='pfeiffer' needs a post-LayerNorm "
                          "block (norm_first=False), as BERT's")
       self.adapters = [make("adapter_ffn")]
-      self._output_layer_norm = _NormAdapterNorm(
-          _built(self._output_layer_norm, input_shape), self.adapters[0],
-          name="output_layer_norm_adapter")
+      compat.set_block_part(self, "output_layer_norm", _NormAdapterNorm(
+          _built(part("output_layer_norm"), input_shape), self.adapters[0],
+          name="output_layer_norm_adapter"))
       return
     if self.adapter_type == "parallel":
       self.adapters = [make("adapter_ffn")]
-      self._intermediate_dense = _KeepInput(
-          _built(self._intermediate_dense, input_shape),
-          name="intermediate_keep_input")
-      self._output_dropout = _DropoutPlusParallelAdapter(
-          self._output_dropout, self.adapters[0],
-          self._intermediate_dense.kept, name="output_dropout_adapter")
+      keep = _KeepInput(_built(part("intermediate_dense"), input_shape),
+                        name="intermediate_keep_input")
+      compat.set_block_part(self, "intermediate_dense", keep)
+      compat.set_block_part(self, "output_dropout", _DropoutPlusParallelAdapter(
+          part("output_dropout"), self.adapters[0], keep.kept,
+          name="output_dropout_adapter"))
       return
     self.adapters = [make("adapter_attention"), make("adapter_ffn")]
-    self._attention_dropout = _DropoutThenAdapter(
-        self._attention_dropout, self.adapters[0],
-        name="attention_dropout_adapter")
-    self._output_dropout = _DropoutThenAdapter(
-        self._output_dropout, self.adapters[1], name="output_dropout_adapter")
+    compat.set_block_part(self, "attention_dropout", _DropoutThenAdapter(
+        part("attention_dropout"), self.adapters[0],
+        name="attention_dropout_adapter"))
+    compat.set_block_part(self, "output_dropout", _DropoutThenAdapter(
+        part("output_dropout"), self.adapters[1],
+        name="output_dropout_adapter"))
 
   def call(self, inputs, output_range=None):
     # Under a mixed policy the adapters return float32 (see AdapterLayer), so

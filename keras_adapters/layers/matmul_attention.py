@@ -12,6 +12,8 @@ import math
 import tensorflow as tf
 import tf_keras
 
+from keras_adapters import compat
+
 
 @tf_keras.utils.register_keras_serializable(package="keras_adapters")
 class MatmulAttention(tf_keras.layers.MultiHeadAttention):
@@ -31,17 +33,19 @@ class MatmulAttention(tf_keras.layers.MultiHeadAttention):
   True
   """
 
+  # Overrides the parent's private hook (compat.check_attention_hook).
   def _compute_attention(self, query, key, value, attention_mask=None,
                          training=None):
-    if query.shape.rank != 4 or tuple(self._attention_axes) != (1,):
-      return super()._compute_attention(query, key, value, attention_mask,
-                                        training)
+    if query.shape.rank != 4 or tuple(compat.attention_axes(self)) != (1,):
+      return compat.einsum_attention(self, query, key, value, attention_mask,
+                                     training)
     # As in the parent: scale the query, softmax, dropout on the scores.
-    query = tf.multiply(query, 1.0 / math.sqrt(float(self._key_dim)))
+    query = tf.multiply(
+        query, 1.0 / math.sqrt(float(compat.attention_key_dim(self))))
     heads_first = lambda x: tf.transpose(x, [0, 2, 1, 3])  # [B, N, T, H]
     scores = tf.matmul(heads_first(query), heads_first(key), transpose_b=True)
-    scores = self._masked_softmax(scores, attention_mask)
-    dropped = self._dropout_layer(scores, training=training)
+    scores = compat.masked_softmax(self, scores, attention_mask)
+    dropped = compat.attention_scores_dropout(self)(scores, training=training)
     return heads_first(tf.matmul(dropped, heads_first(value))), scores
 
 
@@ -49,8 +53,9 @@ def use_matmul_attention(encoder):
   """Switches the self-attention of every block of a built Model Garden
   encoder to `MatmulAttention` in place (same weights, same outputs) and
   returns the encoder. Blocks with another attention class are left alone."""
+  compat.check_attention_hook()
   for block in getattr(encoder, "transformer_layers", []):
-    attention = getattr(block, "_attention_layer", None)
+    attention = compat.self_attention(block)
     if type(attention) is tf_keras.layers.MultiHeadAttention:  # pylint: disable=unidiomatic-typecheck
       attention.__class__ = MatmulAttention
   return encoder

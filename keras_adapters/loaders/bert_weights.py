@@ -10,6 +10,7 @@ import tensorflow as tf
 import tf_keras
 from official.nlp.modeling import networks
 
+from keras_adapters import compat
 from keras_adapters.errors import UserInputError
 from keras_adapters.networks.adapter_bert_encoder import build_encoder
 
@@ -60,31 +61,33 @@ def encoder_from_config(config, gelu_is_tanh=False):
 
 def _encoder_variables(encoder):
   """Google TF1 name -> (Model Garden variable, reshape-to shape)."""
+  norm = compat.embedding_norm_layer(encoder)
   targets = {
       "bert/embeddings/word_embeddings":
           encoder.get_embedding_layer().embeddings,
       "bert/embeddings/token_type_embeddings":
-          encoder._type_embedding_layer.embeddings,
+          compat.type_embedding_layer(encoder).embeddings,
       "bert/embeddings/position_embeddings":
-          encoder._position_embedding_layer._position_embeddings,
-      "bert/embeddings/LayerNorm/gamma": encoder._embedding_norm_layer.gamma,
-      "bert/embeddings/LayerNorm/beta": encoder._embedding_norm_layer.beta,
+          compat.position_embedding_table(encoder),
+      "bert/embeddings/LayerNorm/gamma": norm.gamma,
+      "bert/embeddings/LayerNorm/beta": norm.beta,
       "bert/pooler/dense/kernel": encoder.pooler_layer.kernel,
       "bert/pooler/dense/bias": encoder.pooler_layer.bias,
   }
   for i, block in enumerate(encoder.transformer_layers):
     prefix = _LAYER.format(i)
-    attention = block._attention_layer
+    attention = compat.block_part(block, "attention_layer")
     for part in ("query", "key", "value"):
-      dense = getattr(attention, f"_{part}_dense")
+      dense = compat.attention_dense(attention, part)
       targets[f"{prefix}attention/self/{part}/kernel"] = dense.kernel
       targets[f"{prefix}attention/self/{part}/bias"] = dense.bias
     pairs = {
-        "attention/output/dense": attention._output_dense,
-        "attention/output/LayerNorm": block._attention_layer_norm,
-        "intermediate/dense": block._intermediate_dense,
-        "output/dense": block._output_dense,
-        "output/LayerNorm": block._output_layer_norm,
+        "attention/output/dense": compat.attention_dense(attention, "output"),
+        "attention/output/LayerNorm":
+            compat.block_part(block, "attention_layer_norm"),
+        "intermediate/dense": compat.block_part(block, "intermediate_dense"),
+        "output/dense": compat.block_part(block, "output_dense"),
+        "output/LayerNorm": compat.block_part(block, "output_layer_norm"),
     }
     for name, layer in pairs.items():
       if name.endswith("LayerNorm"):

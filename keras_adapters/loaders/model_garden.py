@@ -6,6 +6,7 @@ import re
 import tensorflow as tf
 from official.nlp.modeling import networks
 
+from keras_adapters import compat
 from keras_adapters.errors import UserInputError
 from keras_adapters.errors import first_line
 from keras_adapters.loaders.bert_weights import encoder_from_config
@@ -19,8 +20,18 @@ def _check_layer_count(checkpoint, num_layers):
     names = [n for n, _ in tf.train.list_variables(checkpoint)]
   except (tf.errors.OpError, ValueError):
     return  # read() below reports an unreadable checkpoint
+  blocks = f"encoder/{compat.TRANSFORMER_LAYERS_ATTR}/"
   found = {int(m.group(1)) for n in names
-           for m in [re.match(r"encoder/_transformer_layers/(\d+)/", n)] if m}
+           for m in [re.match(re.escape(blocks) + r"(\d+)/", n)] if m}
+  if not found and any(n.startswith("encoder/") for n in names):
+    # An encoder whose blocks are saved under another name: the layer count
+    # cannot be checked, and restore() would silently skip extra layers.
+    raise UserInputError(
+        f"{checkpoint} holds no {blocks} variables, so its Transformer "
+        f"layers cannot be counted: BertEncoderV2."
+        f"{compat.TRANSFORMER_LAYERS_ATTR} is saved under another name (a "
+        "checkpoint from another tf-models-official version?); save it with "
+        f"tf-models-official {compat.installed_version('tf-models-official')}")
   if found and max(found) + 1 != num_layers:
     raise UserInputError(
         f"{checkpoint} has {max(found) + 1} Transformer layers but the config "
@@ -60,7 +71,7 @@ def load_model_garden_checkpoint(checkpoint, config_file):
     _check_sizes(config, config_file)
     encoder = networks.BertEncoderV2(**config)
   build_encoder(encoder)
-  _check_layer_count(checkpoint, len(encoder.transformer_layers))
+  _check_layer_count(checkpoint, len(compat.transformer_layers(encoder)))
   try:
     status = tf.train.Checkpoint(encoder=encoder).read(checkpoint)
     status.assert_existing_objects_matched()

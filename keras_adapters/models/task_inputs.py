@@ -1,6 +1,8 @@
 """What `AdapterTextClassifier` accepts: model sources, texts, labels."""
 
+import math
 import os
+import reprlib
 
 import numpy as np
 import tensorflow as tf
@@ -29,9 +31,12 @@ def _strings(texts, what):
     raise UserInputError(f"{what} must be a list of strings, got "
                          f"{type(texts).__name__}")
   texts = [t.decode("utf-8") if isinstance(t, bytes) else t for t in texts]
-  bad = next((t for t in texts if not isinstance(t, str)), None)
-  if bad is not None:
-    raise UserInputError(f"{what} must hold strings, found {bad!r}")
+  for i, text in enumerate(texts):
+    if not isinstance(text, str):
+      raise UserInputError(
+          f"{what}[{i}] is {reprlib.repr(text)} ({type(text).__name__}), not "
+          "a string; pass str texts only (convert, fill in or drop that "
+          "example)")
   return texts
 
 
@@ -48,6 +53,58 @@ def split_texts(x):
     raise UserInputError(f"texts_a has {len(texts_a)} texts, texts_b "
                          f"{len(texts_b)}; pass one text_b per text_a")
   return texts_a, texts_b
+
+
+def split_validation(x, y, validation_data, validation_split):
+  """(x, y, validation_data) of `fit(..., validation_split=f)`: as Keras
+  splits arrays, the last fraction f of the texts and labels (taken before
+  any shuffling) validates and the rest trains. A given `validation_data`
+  wins, as in Keras."""
+  if not validation_split or validation_data is not None:
+    return x, y, validation_data
+  if isinstance(x, tf.data.Dataset):
+    raise UserInputError("validation_split cannot split a dataset; pass "
+                         "validation_data=(texts, labels) or a dataset")
+  if (isinstance(validation_split, bool) or
+      not isinstance(validation_split, (int, float)) or
+      not 0 < validation_split < 1):
+    raise UserInputError(f"validation_split={validation_split!r} must be a "
+                         "fraction between 0 and 1, e.g. 0.1")
+  texts_a, texts_b = split_texts(x)
+  n = len(texts_a)
+  if y is None or len(y) != n:
+    check_training_size(n, y, 1)  # raises: one label per text
+  split_at = int(math.floor(n * (1.0 - validation_split)))
+  if not 0 < split_at < n:
+    raise UserInputError(f"validation_split={validation_split} of {n} texts "
+                         f"leaves {split_at} to train and {n - split_at} to "
+                         "validate; pass more texts or another fraction")
+  y = y if isinstance(y, list) else np.asarray(y)
+
+  def part(cut):
+    return texts_a[cut] if texts_b is None else (texts_a[cut], texts_b[cut])
+
+  return (part(slice(split_at)), y[:split_at],
+          (part(slice(split_at, None)), y[split_at:]))
+
+
+def position_count(encoder):
+  """The encoder's position embeddings (its config's max_sequence_length,
+  as Model Garden's BERT encoders have it), or None if it does not say."""
+  positions = encoder.get_config().get("max_sequence_length")
+  return positions if isinstance(positions, int) else None
+
+
+def check_positions(max_seq_length, encoder):
+  """Refuses a max_seq_length longer than the encoder has positions."""
+  positions = position_count(encoder)
+  if (positions is not None and isinstance(max_seq_length, int) and
+      max_seq_length > positions):
+    raise UserInputError(
+        f"max_seq_length={max_seq_length} exceeds this model's {positions} "
+        f"positions (its encoder's max_sequence_length); pass "
+        f"max_seq_length={positions} or less, e.g. 128")
+  return max_seq_length
 
 
 def check_training_size(num_texts, y, batch_size):
@@ -138,7 +195,7 @@ def metric_task(config):
 
 def settings_from_pack(config):
   """Classifier keywords that rebuild the model a pack was trained on."""
-  settings = {k: config[k] for k in ("labels",) + ADAPTER_CONFIG_KEYS
+  settings = {k: config[k] for k in ("labels", "name") + ADAPTER_CONFIG_KEYS
               if config.get(k) is not None}
   task = config.get("task_name") or ""
   if task and task != "generic":

@@ -1,10 +1,12 @@
 """AdapterTextClassifier: BERT + adapters + head, with its preprocessor attached."""
 
+import json
 
 import numpy as np
 import tensorflow as tf
 import tf_keras
 from official.nlp.modeling import models
+from official.nlp.modeling import networks
 
 from keras_adapters.saving import adapter_pack
 from keras_adapters.training import distribute
@@ -15,10 +17,13 @@ from keras_adapters.data import bucketing
 from keras_adapters.data import features
 from keras_adapters.data import glue
 from keras_adapters.data.limits import check_max_seq_length
+from keras_adapters import compat
 from keras_adapters.config import AdapterConfig
+from keras_adapters.config import check_task_name
 from keras_adapters.errors import UserInputError
 from keras_adapters.models import task_inputs
 from keras_adapters.models.text_preprocessor import AdapterTextPreprocessor
+from keras_adapters.networks.adapter_bert_encoder import build_encoder
 
 
 def _task_facts(task_name, num_classes, labels, regression):
@@ -86,8 +91,10 @@ class AdapterTextClassifier(models.BertClassifier):
     # Untracked: checkpoints hold exactly the variables of a BertClassifier.
     object.__setattr__(self, "_preprocessor", preprocessor)
     object.__setattr__(self, "seed", seed)
+    object.__setattr__(self, "dropout_rate", dropout_rate)
     object.__setattr__(self, "task_config", dict(
         task_name=task_name and glue.canonical_task_name(task_name),
+        name=kwargs.get("name") and check_task_name(kwargs["name"]),
         labels=labels, num_classes=num_classes, is_regression=regression,
         is_pair=is_pair, **config.to_dict(),
         max_seq_length=getattr(preprocessor, "max_seq_length", None),
@@ -98,6 +105,7 @@ class AdapterTextClassifier(models.BertClassifier):
   def from_pretrained(cls, pretrained, max_seq_length=128, fuse_packs=(),
                       **config):
     """Builds on a `keras_adapters.loaders.Pretrained` backbone."""
+    task_inputs.check_positions(max_seq_length, pretrained.encoder)
     preprocessor = AdapterTextPreprocessor(
         pretrained.vocab_file, pretrained.do_lower_case, max_seq_length)
     if fuse_packs:
@@ -130,7 +138,10 @@ class AdapterTextClassifier(models.BertClassifier):
         beside it), adapter_size, adapter_init_scale, top_k_layers,
         dropout_rate, and fuse_packs: paths of two or more adapter packs
         of one adapter_type to fuse (AdapterFusion; fine_tune_mode
-        "fusion" then trains the fusion, the LayerNorms and the head).
+        "fusion" then trains the fusion, the LayerNorms and the head);
+        adapter_config: a keras_adapters.config.AdapterConfig instead of
+        those keywords; name: the task's name (letters, digits, _ - .),
+        recorded in its pack: a multi-task SavedModel routes requests by it.
     """
     from keras_adapters.loaders.pretrained import load_pretrained  # pylint: disable=g-import-not-at-top
     if seed is not None:
@@ -149,7 +160,7 @@ class AdapterTextClassifier(models.BertClassifier):
 
   @property
   def encoder(self):
-    return self._network
+    return compat.classifier_encoder(self)
 
   @property
   def preprocessor(self):
@@ -193,6 +204,8 @@ class AdapterTextClassifier(models.BertClassifier):
       raise UserInputError("this classifier has no preprocessor: build it "
                            "with from_preset to pass raw text")
     texts_a, texts_b = task_inputs.split_texts(x)
+    task_inputs.check_positions(self.preprocessor.max_seq_length,
+                                self.encoder)
     check_max_seq_length(self.preprocessor.max_seq_length,
                          texts_b is not None)
     if self.task_config["is_pair"] is None:
@@ -287,7 +300,9 @@ class AdapterTextClassifier(models.BertClassifier):
     batch cut to its bucket: less padding still, a fixed set of shapes.
     `group_by_length`: texts of similar length batched together as
     transformers' Trainer does, each batch cut to its longest text: the least
-    padding, but every batch length is a shape (not for TPUs)."""
+    padding, but every batch length is a shape (not for TPUs).
+    `validation_split` validates on the last fraction of the texts and
+    labels (before shuffling), as Keras splits arrays."""
     dynamic_padding = self._pads_dynamically(dynamic_padding,
                                              bucket_by_length)
     if self.preprocessor is None or task_inputs.holds_ids(x):
@@ -296,6 +311,8 @@ class AdapterTextClassifier(models.BertClassifier):
                          steps_per_epoch=steps_per_epoch, callbacks=callbacks,
                          verbose=verbose, **kwargs)
     batch_size = batch_size or 32
+    x, y, validation_data = task_inputs.split_validation(
+        x, y, validation_data, kwargs.pop("validation_split", 0.0))
     if isinstance(x, tf.data.Dataset):
       data, steps = task_inputs.map_strings(x, self), None
     else:
@@ -304,7 +321,7 @@ class AdapterTextClassifier(models.BertClassifier):
           bucket_by_length=bucket_by_length, group_by_length=group_by_length)
       data = distribute.per_replica_input(lambda: batches)
     steps_per_epoch = steps_per_epoch or steps or task_inputs.count(x)
-    if not self._is_compiled:
+    if not compat.is_compiled(self):
       self.compile_adamw(steps_per_epoch * epochs)
     if validation_data is not None and not isinstance(
         validation_data, tf.data.Dataset):
@@ -323,6 +340,8 @@ class AdapterTextClassifier(models.BertClassifier):
       return super().predict(x, batch_size=batch_size, **kwargs)
     batches, n = self._eval_batches(x, batch_size=batch_size or 32,
                                     dynamic_padding=dynamic_padding)
+    if n == 0:  # Keras' predict fails on no batches
+      return np.zeros((0, self.num_classes), np.float32)
     kwargs.setdefault("verbose", 0)
     outputs = super().predict(batches, **kwargs)
     return outputs if n is None else outputs[:n]
@@ -351,7 +370,7 @@ class AdapterTextClassifier(models.BertClassifier):
                **kwargs):
     """{metric: value}: the task's metrics (scikit-learn/SciPy)."""
     from keras_adapters.tasks import metrics  # pylint: disable=g-import-not-at-top
-    if ("_use_cached_eval_dataset" in kwargs or self.preprocessor is None or
+    if (compat.is_fit_validation(kwargs) or self.preprocessor is None or
         task_inputs.holds_ids(x)):
       return super().evaluate(x, y, batch_size=batch_size, **kwargs)
     logits = self.predict_logits(x, batch_size, dynamic_padding, **kwargs)
@@ -385,15 +404,50 @@ class AdapterTextClassifier(models.BertClassifier):
     adapter_pack.load_adapter_pack(path, model, model.encoder)
     return model
 
-  def save(self, filepath, *args, **kwargs):
-    """Refused, with what to use instead: Keras' own formats cannot rebuild
-    this model (its constructor takes the backbone and the preprocessor)."""
-    del args, kwargs
-    raise UserInputError(
-        f"AdapterTextClassifier.save({str(filepath)!r}) would write a model "
-        "that tf_keras.models.load_model cannot rebuild; use "
-        "save_adapters(path) (reload: AdapterTextClassifier.load_adapters) "
-        "or export(export_dir) for TF Serving")
+  def get_config(self):
+    """What from_config needs to rebuild this model (the weights come from
+    the .keras file): the backbone's architecture, the preprocessor with its
+    vocabulary, the task facts and the AdapterConfig."""
+    facts = self.task_config
+    return dict(
+        **({"name": facts["name"]} if facts["name"] else {}),
+        encoder=_backbone_config(self.encoder),
+        preprocessor=self._preprocessor and
+        self._preprocessor.get_config_with_vocabulary(),
+        num_classes=facts["num_classes"], labels=facts["labels"],
+        regression=facts["is_regression"],
+        task_name=facts["task_name"] or "", is_pair=facts["is_pair"],
+        dropout_rate=self.dropout_rate, seed=self.seed,
+        model_description=facts["model"],
+        adapter_config=AdapterConfig.from_dict(facts).to_dict())
+
+  @classmethod
+  def from_config(cls, config, custom_objects=None):
+    del custom_objects
+    config = dict(config)
+    encoder = networks.BertEncoderV2(**config.pop("encoder"))
+    preprocessor = config.pop("preprocessor")
+    if preprocessor is not None:
+      preprocessor = AdapterTextPreprocessor.from_config(preprocessor)
+    is_pair = config.pop("is_pair", None)
+    adapter_config = AdapterConfig.from_dict(config.pop("adapter_config"))
+    model = cls(build_encoder(encoder), preprocessor,
+                adapter_config=adapter_config, **config)
+    model.task_config["is_pair"] = is_pair
+    return model
+
+  def save(self, filepath, overwrite=True, save_format=None, **kwargs):
+    """Keras' save in its `.keras` format (reload with
+    tf_keras.models.load_model); other formats are refused at once."""
+    if save_format not in (None, "keras") or not str(filepath).endswith(
+        ".keras"):
+      raise UserInputError(
+          f"save({str(filepath)!r}): AdapterTextClassifier saves in Keras' "
+          ".keras format only (e.g. clf.save('model.keras')); for TF "
+          "Serving use export(export_dir), for the adapters alone "
+          "save_adapters(path)")
+    return super().save(filepath, overwrite=overwrite, save_format="keras",
+                        **kwargs)
 
   def export(self, export_dir, include_text=True):
     """Writes a TF Serving SavedModel (raw-text `serving_default` and
@@ -409,6 +463,21 @@ class AdapterTextClassifier(models.BertClassifier):
         labels=None if c["is_regression"] else labels,
         is_regression=c["is_regression"], is_pair=c["is_pair"],
         task_name=c["task_name"], include_text=include_text)
+
+
+def _backbone_config(encoder):
+  """The keyword arguments of the BertEncoderV2 under `encoder` (adapters
+  are the AdapterConfig's), as JSON."""
+  config = {k: v for k, v in encoder.get_config().items()
+            if not k.startswith(("adapter_", "fused_adapter_"))}
+  # As add_adapters: the blocks hold the activation as it was given.
+  config["inner_activation"] = (
+      encoder.transformer_layers[0].get_config()["inner_activation"])
+  if not isinstance(config["inner_activation"], str):
+    raise UserInputError(
+        "this backbone's activation is a Python function, which a .keras "
+        "file cannot hold; use save_adapters(path) or export(export_dir)")
+  return json.loads(json.dumps(config, default=dict))
 
 
 def build_classifier(pretrained_encoder, num_classes, fine_tune_mode="adapter",

@@ -1,5 +1,6 @@
 """The one place where raw text becomes BERT inputs."""
 
+import hashlib
 import os
 
 import tensorflow as tf
@@ -57,6 +58,33 @@ class AdapterTextPreprocessor(tf_keras.layers.Layer):
     return dict(super().get_config(), vocab_file=self.vocab_file,
                 lower_case=self.lower_case,
                 max_seq_length=self.max_seq_length)
+
+  def get_config_with_vocabulary(self):
+    """get_config with the vocabulary itself (a model file that travels
+    without its vocab.txt); from_config writes it back to a file."""
+    with open(self.vocab_file, encoding="utf-8") as f:
+      return dict(self.get_config(), vocabulary=f.read().splitlines())
+
+  @classmethod
+  def from_config(cls, config):
+    config = dict(config)
+    vocabulary = config.pop("vocabulary", None)
+    if vocabulary is not None:
+      config["vocab_file"] = vocabulary_file(vocabulary)
+    return cls(**config)
+
+
+def vocabulary_file(tokens):
+  """A vocab.txt holding `tokens`, one per line: written once, named by its
+  content, under the keras_adapters cache."""
+  from keras_adapters.loaders.presets import cache_dir  # pylint: disable=g-import-not-at-top
+  from keras_adapters.saving.atomic import write_atomically  # pylint: disable=g-import-not-at-top
+  text = "".join(f"{t}\n" for t in tokens)
+  digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+  path = os.path.join(cache_dir("vocab"), f"{digest}.txt")
+  if not os.path.isfile(path):
+    write_atomically(path, text)
+  return path
 
 
 # Plain Python control flow: AutoGraph need not convert this, nor the

@@ -15,6 +15,7 @@ default model's pooler was never trained, so every mode trains it.
 
 import tf_keras
 
+from keras_adapters import compat
 from keras_adapters.errors import UserInputError
 from keras_adapters.config import ADAPTER_TYPES
 from keras_adapters.layers.adapter_fusion import AdapterFusion
@@ -54,8 +55,8 @@ def prepare_encoder(encoder, mode, adapter_size=64, init_scale=1e-3,
 
 
 def _leaves(layer):
-  return [l for l in layer._flatten_layers(include_self=True)
-          if not list(l._flatten_layers(include_self=False))]
+  return [l for l in compat.flatten_layers(layer, include_self=True)
+          if not list(compat.flatten_layers(l, include_self=False))]
 
 
 def set_fine_tune_mode(model, encoder, mode, top_k_layers=1):

@@ -4,6 +4,7 @@ import tensorflow as tf
 import tf_keras
 from official.nlp.modeling import networks
 
+from keras_adapters import compat
 from keras_adapters.layers.adapter_transformer_block import AdapterTransformerBlock
 
 
@@ -22,15 +23,15 @@ class AdapterBertEncoder(networks.BertEncoderV2):
                fused_adapter_sizes=(), **kwargs):
     super().__init__(**kwargs)
     fused_adapter_sizes = [int(m) for m in fused_adapter_sizes]
-    self._transformer_layers = [
+    compat.set_transformer_layers(self, [
         AdapterTransformerBlock(
             adapter_size=adapter_size, adapter_init_scale=adapter_init_scale,
             adapter_activation=adapter_activation, adapter_type=adapter_type,
             fused_adapter_sizes=fused_adapter_sizes,
             return_attention_scores=kwargs.get("return_attention_scores", False),
             **block.get_config())
-        for block in self._transformer_layers]
-    self._config.update(
+        for block in self.transformer_layers])
+    compat.encoder_config(self).update(
         adapter_size=adapter_size, adapter_init_scale=adapter_init_scale,
         adapter_activation=adapter_activation, adapter_type=adapter_type,
         fused_adapter_sizes=fused_adapter_sizes)
@@ -42,7 +43,7 @@ class AdapterBertEncoder(networks.BertEncoderV2):
   def adapters(self):
     """All AdapterLayers (or AdapterFusions), bottom block first (attention,
     then FFN)."""
-    return [a for block in self._transformer_layers for a in block.adapters]
+    return [a for block in self.transformer_layers for a in block.adapters]
 
 
 # The encoder's control flow is plain Python: AutoGraph need not convert its

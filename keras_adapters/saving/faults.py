@@ -21,6 +21,8 @@ the injected death from any other.
 import os
 import sys
 
+from keras_adapters import compat
+
 ENV = "KERAS_ADAPTERS_FAULT"
 EXIT_CODE = 86
 KINDS = ("checkpoint", "pack", "results", "export")
@@ -87,8 +89,7 @@ def hook_checkpoint_writes():
   Does nothing unless a `write:checkpoint` point is set."""
   if not enabled("checkpoint"):
     return
-  from tensorflow.python.checkpoint import functional_saver  # pylint: disable=g-import-not-at-top
-  io_ops = functional_saver.gen_io_ops
+  io_ops = compat.checkpoint_io_ops()
   merge = io_ops.merge_v2_checkpoints
   if getattr(merge, "_fault_hooked", False):
     return

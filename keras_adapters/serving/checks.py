@@ -4,9 +4,10 @@ and the packs (read with NumPy). No TensorFlow import here, so that
 
 import os
 
-from keras_adapters.saving import adapter_pack
-from keras_adapters.errors import UserInputError
 from keras_adapters.config import ADAPTER_TYPES
+from keras_adapters.config import check_task_name
+from keras_adapters.errors import UserInputError
+from keras_adapters.saving import adapter_pack
 
 
 def check_export_dir(export_dir):
@@ -34,18 +35,38 @@ def task_is_pair(config, path="the pack"):
   return glue.get_processor(task).is_pair
 
 
-def check_packs(packs, multitask=True):
+def task_name_of(config):
+  """The name a multi-task SavedModel serves a pack's task by: the name it
+  was trained with, else its GLUE task's; "" for an unnamed custom task."""
+  task = config.get("task_name") or ""
+  return config.get("name") or ("" if task == "generic" else task)
+
+
+def check_packs(packs, multitask=True, task_names=None):
   """(configs, arrays) of the packs; for a multi-task export, errors unless
-  they are adapter packs of distinct tasks with one adapter type and size."""
+  they are adapter packs of distinct named tasks with one adapter type and
+  size. `task_names` (one per pack) overrides the names the packs record;
+  each config's "name" is the one served."""
   if not packs:
     raise UserInputError("multi-task export needs at least one pack")
   configs, arrays = zip(*[adapter_pack.read_pack(p) for p in packs])
   if not multitask:
     return configs, arrays
-  names = [c.get("task_name", "") for c in configs]
-  if "" in names or len(set(names)) != len(names):
+  if task_names and len(task_names) != len(packs):
+    raise UserInputError(f"{len(task_names)} task names for {len(packs)} "
+                         "packs; pass one name per pack, in their order")
+  names = [check_task_name(n) for n in task_names] if task_names else [
+      task_name_of(c) for c in configs]
+  for path, name in zip(packs, names):
+    if not name:
+      raise UserInputError(
+          f"{path}: its task has no name (a custom task); name it in "
+          "training (from_preset(..., name='spam'), run_classifier.py "
+          "--custom_task_name=spam) or at export (--task_names=spam,...)")
+  if len(set(names)) != len(names):
     raise UserInputError(f"packs need distinct task names, got {names}; "
-                         "one pack per task")
+                         "one pack per task (rename with --task_names)")
+  configs = tuple(dict(c, name=n) for c, n in zip(configs, names))
   for path, c in zip(packs, configs):
     if c.get("fine_tune_mode", "adapter") != "adapter":
       raise UserInputError(f"{path}: fine_tune_mode={c['fine_tune_mode']}; "

@@ -10,7 +10,11 @@ CLI: keras-adapters-export --adapter_pack=P --export_dir=D
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TF's C++ log lines would bury the output and the one-line errors (on CPU,
+# its cuInit probe logs an ERROR); TF_CPP_MIN_LOG_LEVEL=0 brings them back.
+from keras_adapters.cli.tf_logs import quiet_tf_logs  # pylint: disable=g-import-not-at-top
+
+quiet_tf_logs()
 
 # TensorFlow loads only once the cheap checks pass (see checks.py).
 from keras_adapters.errors import UserInputError  # pylint: disable=g-import-not-at-top
@@ -51,7 +55,7 @@ def _main():
   # Check what is cheap to check before TensorFlow and the backbone load.
   checks.check_export_dir(fl.export_dir)
   configs, _ = checks.check_packs(packs, multitask=len(packs) > 1 or
-                                  fl.multitask)
+                                  fl.multitask, task_names=fl.task_names)
   is_pair = [fl.is_pair if fl.is_pair is not None else task_is_pair(c, p)
              for c, p in zip(configs, packs)]
   from keras_adapters.serving import multitask  # pylint: disable=g-import-not-at-top
@@ -62,7 +66,7 @@ def _main():
   else:
     multitask.export_multitask(packs, fl.export_dir, pretrained,
                                fl.max_seq_length, include_text=not fl.ids_only,
-                               is_pair=is_pair)
+                               is_pair=is_pair, task_names=fl.task_names)
   print(f"Exported {len(packs)} task(s) to {fl.export_dir}")
 
 
@@ -77,6 +81,9 @@ def main():
   flags.DEFINE_string("export_dir", None, "New SavedModel directory.")
   flags.DEFINE_integer("max_seq_length", None, "Default: the pack's (max).")
   flags.DEFINE_bool("multitask", False, "Multi-task export even for 1 pack.")
+  flags.DEFINE_list("task_names", None, "Multi-task: the name requests use "
+                    "for each pack's task, in --adapter_pack order (default: "
+                    "the name each pack records).")
   flags.DEFINE_bool("is_pair", None, "Whether the task takes text pairs; "
                     "only for packs that do not record it (older versions).")
   flags.DEFINE_bool("ids_only", False, "Token-id signature only (no TF Text "

@@ -126,11 +126,12 @@ def _stack_task_variables(model, encoder, packs, arrays):
 class MultiTaskServer(tf.Module):
   """The shared model, stacked task variables and the serving functions."""
 
-  def __init__(self, packs, pretrained, max_seq_length=None, is_pair=None):
+  def __init__(self, packs, pretrained, max_seq_length=None, is_pair=None,
+               task_names=None):
     super().__init__(name="multitask_server")
     from keras_adapters.models.text_classifier import build_classifier  # pylint: disable=g-import-not-at-top
-    configs, arrays = check_packs(packs)
-    names = [c.get("task_name", "") for c in configs]
+    configs, arrays = check_packs(packs, task_names=task_names)
+    names = [c["name"] for c in configs]
     self.task_names = names
     self.is_regression = [bool(c.get("is_regression")) for c in configs]
     self.num_classes = [1 if r else len(c["labels"])
@@ -255,22 +256,27 @@ class MultiTaskServer(tf.Module):
 
 
 def export_multitask(packs, export_dir, pretrained=None, max_seq_length=None,
-                     include_text=True, is_pair=None, **load_kwargs):
+                     include_text=True, is_pair=None, task_names=None,
+                     **load_kwargs):
   """Exports one SavedModel serving every pack in `packs` on one backbone.
 
   Args:
     packs: adapter_pack.npz paths (adapter mode, one backbone, distinct
-      task names).
+      task names: each the name its task was trained with, e.g.
+      `from_preset(..., name="spam")`, else its GLUE task's).
     export_dir: new directory.
     pretrained: the backbone (`load_pretrained(**load_kwargs)` by default).
     max_seq_length: default: the largest of the packs'.
     include_text: False writes the token-id signature only (plain TF ops).
     is_pair: per pack, whether it takes text pairs (default: what each
       pack records).
+    task_names: per pack, the name requests use for its task (default:
+      what each pack records).
   Returns: export_dir.
   """
   if pretrained is None:
     from keras_adapters.loaders.pretrained import load_pretrained  # pylint: disable=g-import-not-at-top
     pretrained = load_pretrained(**load_kwargs)
-  server = MultiTaskServer(list(packs), pretrained, max_seq_length, is_pair)
+  server = MultiTaskServer(list(packs), pretrained, max_seq_length, is_pair,
+                           task_names)
   return common.save(server, export_dir, server.signatures(include_text))

@@ -26,6 +26,7 @@ from absl import logging
 from official.nlp.tools import squad_evaluate_v1_1
 from official.nlp.tools import squad_evaluate_v2_0
 
+from keras_adapters import compat
 from keras_adapters.errors import UserInputError
 
 # The official names and order of the v2.0 script's output.
@@ -35,17 +36,17 @@ _V2_BEST = {"final_exact": "best_exact",
             "final_exact_thresh": "best_exact_thresh",
             "final_f1": "best_f1", "final_f1_thresh": "best_f1_thresh"}
 
-normalize_answer = squad_evaluate_v1_1._normalize_answer  # pylint: disable=protected-access
+normalize_answer = compat.squad_normalize_answer
 
 
 def exact_match_score(prediction, ground_truth):
   """1.0 if the normalized texts are equal (official v1.1)."""
-  return float(squad_evaluate_v1_1._exact_match_score(prediction, ground_truth))  # pylint: disable=protected-access
+  return float(compat.squad_exact_match(prediction, ground_truth))
 
 
 def f1_score(prediction, ground_truth):
   """Token-bag F1 of the normalized texts (official v1.1)."""
-  return float(squad_evaluate_v1_1._f1_score(prediction, ground_truth))  # pylint: disable=protected-access
+  return float(compat.squad_f1(prediction, ground_truth))
 
 
 def evaluate_v1(articles, predictions):

@@ -55,8 +55,9 @@ class ClassificationTask:
   def __init__(self, source, splits, *, max_seq_length=128,
                dynamic_padding=False, bucket_by_length=False,
                group_by_length=False, eval_every_epochs=0, eval_batch_size=32,
-               predict_batch_size=32, report_train_tokens=False):
+               predict_batch_size=32, report_train_tokens=False, name=None):
     self.processor = source.processor()
+    self.name = name  # the task's name in its pack (multi-task serving)
     self.examples = {split: source.read(self.processor, split)
                      for split in splits}
     self.labels = self.processor.labels  # inferred from train if generic
@@ -87,7 +88,8 @@ class ClassificationTask:
         labels=None if self.processor.is_regression else self.labels,
         regression=self.processor.is_regression, seed=settings.seed,
         adapter_config=settings.adapter_config(),
-        fuse_packs=settings.fuse_packs)
+        fuse_packs=settings.fuse_packs,
+        **({"name": self.name} if self.name else {}))
     model.task_config["is_pair"] = self.processor.is_pair
     return model, model.encoder
 

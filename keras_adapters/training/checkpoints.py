@@ -7,6 +7,7 @@ import os
 import tensorflow as tf
 import tf_keras
 
+from keras_adapters import compat
 from keras_adapters.errors import UserInputError
 from keras_adapters.errors import first_line
 from keras_adapters.saving import faults
@@ -52,10 +53,8 @@ def _dropout_generators(model):
   they make a resumed run draw the same masks as an unbroken one."""
   if not tf_keras.backend.experimental.is_tf_random_generator_enabled():
     return []
-  return [layer._random_generator._generator  # pylint: disable=protected-access
-          for layer in model.submodules
-          if getattr(getattr(layer, "_random_generator", None), "_generator",
-                     None) is not None]
+  generators = (compat.dropout_generator(layer) for layer in model.submodules)
+  return [g for g in generators if g is not None]
 
 
 def checkpoint_manager(model, output_dir):

@@ -226,10 +226,15 @@ def per_replica_input(make_global_batches):
 def padded_batches(batched, num_examples, batch_size):
   """Re-batches `batched` into full batches of `batch_size` (static shapes,
   an even split over replicas), repeating its first example as padding.
-  Keep only the first `num_examples` outputs of `model.predict`."""
+  Keep only the first `num_examples` outputs of `model.predict`. The
+  batch count is declared (`unbatch` loses it): Keras then runs exactly
+  that many steps instead of reading to the end of the data, which TF logs
+  as "Local rendezvous is aborting with status: OUT_OF_RANGE"."""
   examples = batched.unbatch()
   padding = (-num_examples) % batch_size
   if padding:
     examples = examples.concatenate(examples.take(1).repeat(padding))
-  return examples.batch(batch_size, drop_remainder=True).prefetch(
-      tf.data.AUTOTUNE)
+  batches = examples.batch(batch_size, drop_remainder=True).apply(
+      tf.data.experimental.assert_cardinality(
+          (num_examples + padding) // batch_size))
+  return batches.prefetch(tf.data.AUTOTUNE)

@@ -3,6 +3,8 @@
 import tensorflow as tf
 from official.nlp import optimization
 
+from keras_adapters import compat
+
 
 # Used when --learning_rate is not given: the paper sweeps adapters over
 # {3e-4, 1e-3, 3e-3} and full fine-tuning over {2e-5, 5e-5, 1e-4}.
@@ -30,10 +32,6 @@ def create_step_variables(model, y_true):
       lambda t: tf.zeros([1] + [d or 1 for d in t.shape[1:]], t.dtype),
       model.output)
   with model.distribute_strategy.scope():
-    optimizer = model.optimizer
-    if hasattr(optimizer, "_create_all_weights"):  # tf_keras' legacy OptimizerV2
-      optimizer._create_all_weights(model.trainable_variables)  # pylint: disable=protected-access
-    else:
-      optimizer.build(model.trainable_variables)
+    compat.create_optimizer_slots(model.optimizer, model.trainable_variables)
     model.compiled_loss.build(y_pred)
     model.compiled_metrics.build(y_pred, y_true)
