@@ -26,11 +26,11 @@ def test_every_point_once_and_seed1_best_of_a_swept_method_dropped():
   points = plan.unique_points()
   keys = [(p["task"], p["method"], p["lr"], p["seed"], p["init"],
            p["epochs"], p["batching"]) for _, p in points]
-  assert len(keys) == len(set(keys)) == 228
+  assert len(keys) == len(set(keys)) == 235
   # Blocks 1-9 had 166 points; block 13 sweeps m=8 and so takes over block
   # 3's 4 seed-1 m=8 points (one rate of its grid).
   assert sum(not block.startswith(("8_", "10_", "11_", "12_", "13_", "14_",
-                                   "15_", "16_", "17_", "18_"))
+                                   "15_", "16_", "17_", "18_", "19_"))
              for block, _ in points) == 162
   # Block 14: Pfeiffer m=64 on the 4 small tasks, at m=64's best rate.
   pfeiffer = [p for block, p in points if block == "14_pfeiffer"]
@@ -133,12 +133,12 @@ def test_table_uses_the_best_rate_and_its_seeds():
 def test_cells_without_runs_say_whether_a_plan_block_trains_them():
   rows = [_row(t, "adapter64", "1e-3", 1, 0.8) for t in ("MRPC", "RTE",
                                                           "SST-2")]
-  rows.append(_row("MRPC", "pfeiffer64", "1e-3", 1, 0.8))
+  rows.append(_row("MRPC", "parallel64", "1e-3", 1, 0.8))
   text = table.table(rows)
-  pfeiffer = next(l for l in text.splitlines()
-                  if l.startswith("| Adapters, Pfeiffer"))
-  # Block 14 trains Pfeiffer m=64 on RTE; no block trains it on SST-2.
-  assert pfeiffer.split(" | ")[2:4] == ["planned", "not run"]
+  parallel = next(l for l in text.splitlines()
+                  if l.startswith("| Adapters, parallel"))
+  # Block 15 trains parallel m=64 on RTE; no block trains it on SST-2.
+  assert parallel.split(" | ")[2:4] == ["planned", "not run"]
   assert "pending" not in text
 
 

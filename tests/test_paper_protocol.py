@@ -113,3 +113,23 @@ def test_table_main_puts_the_selection_into_the_doc(tmp_path, monkeypatch):
                   table.END)
   assert "Runs behind each cell" not in text
   assert "Selected over every epoch count run" in (tmp_path / "t.md").read_text()
+
+
+def test_held_out_seeds_judge_the_point_seed_1_chose_without_seed_1():
+  """Adapters: seed 1 picks 20 epochs at 1e-3 (0.33, among 5 seed-1
+  points), whose seeds 2-3 score 0.20 and 0.24: held-out 22.0 ± 2.0; full:
+  seed 1 picks 3 epochs 5e-5 (among 3), seed 2 alone: 26.0. Pfeiffer: one
+  3-epoch run, no other seed yet: waiting."""
+  rows = _cola() + [
+      _row("CoLA", "adapter64", "1e-3", 2, 0.20, epochs=20),
+      _row("CoLA", "adapter64", "1e-3", 3, 0.24, epochs=20),
+      _row("CoLA", "pfeiffer64", "1e-3", 1, 0.21, params=1)]
+  text = protocol.held_out_table(rows)
+  (line,) = [l for l in text.splitlines() if l.startswith("| CoLA")]
+  assert line == ("| CoLA | 22.0 ± 2.0 (n=2) (5) | waiting (1) | "
+                  "26.0 (n=1) (3) | -4.0 | - |")
+  assert ("- Goal check (held-out seeds, adapters (best m), 1 of 1 tasks): "
+          "adapters − full = -4.0 points on the mean") in text
+  assert "2.00 % of the backbone trained per task" in text
+  assert ("- Goal check (held-out seeds, Pfeiffer m=64): waiting for seeds "
+          "2-3 on CoLA; 1.00 % of the backbone") in text

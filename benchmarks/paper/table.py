@@ -308,6 +308,8 @@ def documents(rows, path):
   long_runs = (
       _section("Selected over every epoch count run (scores x100 as "
                "selected on)", protocol.selection_table(rows)) +
+      _section("Held-out seeds: selected on seed 1, judged on seeds 2-3 "
+               "(scores x100)", protocol.held_out_table(rows)) +
       _section("Runs of other epochs (not in Table 1/2; scores x100 as "
                "selected on)", long_runs_table(rows)))
   doc = f"{head}\n{table(rows)}\n{long_runs}"
