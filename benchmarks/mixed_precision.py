@@ -54,7 +54,7 @@ def train_and_evaluate(policy, args, train, dev):
   own = [losses[0]] + [(i + 1) * losses[i] - i * losses[i - 1]
                        for i in range(1, len(losses))]
   step_seconds = (ends[-1] - ends[0]) / max(1, len(ends) - 1)
-  return own, step_seconds, clf.evaluate(*dev), list(clf.predict_labels(dev[0]))
+  return own, step_seconds, clf.evaluate_metrics(*dev), list(clf.predict_labels(dev[0]))
 
 
 def main():

@@ -78,7 +78,7 @@ def run_fit(row):
   clf.fit(*split("train"), batch_size=32,
           epochs=int(float(flags.get("num_train_epochs", 3))),
           dynamic_padding=bool(flags.get("dynamic_padding")))
-  metrics = {f"eval_{k}": v for k, v in clf.evaluate(
+  metrics = {f"eval_{k}": v for k, v in clf.evaluate_metrics(
       *split("dev"), dynamic_padding=False).items()}
   metrics["global_step"] = float(clf.optimizer.iterations.numpy())
   return metrics

@@ -94,7 +94,7 @@ def test_two_fit_trained_custom_tasks_share_one_saved_model(tmp_path):
       capture_output=True, text=True, timeout=900)
   assert served.returncode == 0, served.stderr[-3000:]
   served = np.array(json.loads(served.stdout.strip().splitlines()[-1]))
-  own_same = same.predict(([r[3] for r in dev], [r[4] for r in dev]))
-  own_mood = mood.predict(texts)
+  own_same = same.predict_proba(([r[3] for r in dev], [r[4] for r in dev]))
+  own_mood = mood.predict_proba(texts)
   np.testing.assert_allclose(served[[0, 2, 4]], own_same, atol=1e-5)
   np.testing.assert_allclose(served[[1, 3]], own_mood, atol=1e-5)

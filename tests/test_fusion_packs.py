@@ -221,8 +221,8 @@ def test_driver_fuses_two_real_packs_and_the_fusion_pack_evaluates_alike(
   pairs = harness.mrpc_pairs(6)
   labels = [line.split("\t")[0] for line in (data / "dev.tsv").read_text(
       ).splitlines()[1:]]
-  accuracy = model.evaluate(tuple(zip(*pairs)), labels,
-                            dynamic_padding=False)["accuracy"]
+  accuracy = model.evaluate_metrics(tuple(zip(*pairs)), labels,
+                                    dynamic_padding=False)["accuracy"]
   assert f"eval_accuracy = {accuracy:.6f}" in trained
   # The exported SavedModel, in a fresh process, serves what Keras computes.
   served = harness.checked(subprocess.run(
@@ -230,7 +230,8 @@ def test_driver_fuses_two_real_packs_and_the_fusion_pack_evaluates_alike(
        json.dumps(pairs)], capture_output=True, text=True, timeout=300,
       env=harness.subprocess_env()))
   np.testing.assert_allclose(json.loads(served.stdout.splitlines()[-1]),
-                             model.predict(tuple(zip(*pairs))), atol=1e-5)
+                             model.predict_proba(tuple(zip(*pairs))),
+                             atol=1e-5)
 
 
 _SERVE = r"""

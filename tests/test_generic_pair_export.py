@@ -96,7 +96,7 @@ def test_exports_use_text_b_and_match_the_model(pairs):
   assert model.labels == ["no", "yes"]
   assert model.task_config["name"] == "paraphrase"  # --custom_task_name
   for name, texts_b in (("single", b), ("single_other", other_b)):
-    expected = model.predict((a, texts_b))
+    expected = model.predict_proba((a, texts_b))
     np.testing.assert_allclose(served[name], expected, atol=1e-5)
     np.testing.assert_allclose(served[name.replace("single", "multi")],
                                expected, atol=1e-5)

@@ -68,7 +68,7 @@ def _validation_split(get):
   assert set(history.history) == {"loss", "accuracy", "val_loss",
                                   "val_accuracy"}
   assert clf.optimizer.iterations.numpy() == 4  # 32 training texts
-  logits = clf.predict_logits(texts[32:])
+  logits = clf.predict(texts[32:])
   gold = np.array([int(l) for l in labels[32:]])
   assert history.history["val_accuracy"][0] == pytest.approx(
       (logits.argmax(-1) == gold).mean())
@@ -79,11 +79,11 @@ def _validation_split(get):
 
 def _predict_empty(get):
   clf, stsb = get("sst2_classifier"), get("stsb_classifier")
-  for outputs in (clf.predict([]), clf.predict_logits([])):
+  for outputs in (clf.predict([]), clf.predict_proba([])):
     assert outputs.shape == (0, 2) and outputs.dtype == np.float32
   assert list(clf.predict_labels([])) == []
-  assert stsb.predict(([], [])).shape == (0,)  # regression: scores [n]
-  assert stsb.predict_logits(([], [])).shape == (0, 1)
+  assert stsb.predict_proba(([], [])).shape == (0,)  # regression: scores [n]
+  assert stsb.predict(([], [])).shape == (0, 1)
   assert clf.predict(["a gripping film"]).shape == (1, 2)  # as for n texts
 
 

@@ -91,16 +91,39 @@ def test_fit_trains_only_adapters_layernorms_and_head(trained):
 def test_predict_probabilities_labels_and_evaluate(trained, mrpc):
   clf, _ = trained
   _, _, dev_x, dev_y = mrpc
-  probabilities = clf.predict(dev_x)
+  probabilities = clf.predict_proba(dev_x)
   assert probabilities.shape == (48, 2)
   np.testing.assert_allclose(probabilities.sum(-1), 1, rtol=1e-5)
   labels = clf.predict_labels(dev_x)
   assert set(labels) <= {"0", "1"} and len(labels) == 48
   assert labels == [["0", "1"][i] for i in probabilities.argmax(-1)]
-  metrics = clf.evaluate(dev_x, dev_y)
+  metrics = clf.evaluate_metrics(dev_x, dev_y)
   assert set(metrics) == {"accuracy", "f1"}  # MRPC's metrics
   gold = np.array(dev_y) == np.array(labels)
   assert metrics["accuracy"] == pytest.approx(gold.mean())
+
+
+def test_predict_and_evaluate_keep_keras_meanings_for_texts(trained, mrpc):
+  """Raw texts get what their token ids get: predict, the model's logits;
+  evaluate, Keras' loss and compiled metrics."""
+  clf, _ = trained
+  _, _, (dev_a, dev_b), dev_y = mrpc
+  ids = clf.preprocessor(tf.constant(dev_a[:16]), tf.constant(dev_b[:16]))
+  logits = clf.predict((dev_a[:16], dev_b[:16]), dynamic_padding=False)
+  np.testing.assert_allclose(logits, clf.predict(ids, verbose=0), atol=1e-5)
+  np.testing.assert_allclose(tf.nn.softmax(logits).numpy(),
+                             clf.predict_proba((dev_a[:16], dev_b[:16])),
+                             atol=1e-5)
+  gold = np.array([int(l) for l in dev_y[:16]])
+  result = clf.evaluate((dev_a[:16], dev_b[:16]), dev_y[:16], verbose=0,
+                        return_dict=True)
+  assert set(result) == {"loss", "accuracy"}
+  assert result["accuracy"] == pytest.approx((logits.argmax(-1) == gold).mean())
+  loss = tf_keras.losses.sparse_categorical_crossentropy(
+      gold, logits, from_logits=True).numpy().mean()
+  assert result["loss"] == pytest.approx(loss, rel=1e-4)
+  assert clf.evaluate(ids, gold, verbose=0) == pytest.approx(
+      [result["loss"], result["accuracy"]], rel=1e-4)
 
 
 def test_predict_cuts_batches_to_their_longest_text(trained, mrpc):
@@ -162,7 +185,7 @@ import numpy as np, tf_keras
 from keras_adapters import AdapterTextClassifier  # registers the class
 path, spec = sys.argv[1], json.loads(sys.stdin.read())
 model = tf_keras.models.load_model(path)
-probabilities = model.predict(tuple(spec["x"]))
+probabilities = model.predict_proba(tuple(spec["x"]))
 before = [v.numpy() for v in model.encoder.adapters[0].weights]
 history = model.fit(tuple(spec["x"]), spec["y"], batch_size=8, epochs=1,
                     verbose=0)
@@ -192,7 +215,8 @@ def test_keras_save_and_load_model_round_trip_in_a_fresh_process(
   assert result.returncode == 0, result.stderr[-3000:]
   loaded = json.loads(result.stdout.strip().splitlines()[-1])
   np.testing.assert_allclose(loaded["probabilities"],
-                             clf.predict((dev_a[:16], dev_b[:16])), atol=1e-6)
+                             clf.predict_proba((dev_a[:16], dev_b[:16])),
+                             atol=1e-6)
   assert loaded["moved"] > 0 and np.isfinite(loaded["loss"])
   assert {k: loaded["config"][k] for k in ("labels", "fine_tune_mode",
                                            "adapter_size", "is_pair")} == {

@@ -164,7 +164,8 @@ main = driver_flags.main_with_clean_errors(run)
 
 
 def entry_point():
-  """The `keras-adapters-classifier` command (and `python run_classifier.py` at the repository root)."""
+  """The `keras-adapters-classifier` command (and `python run_classifier.py` at the
+  repository root)."""
   driver_flags.run_with_help(main, __name__, driver_flags.__name__)
 
 

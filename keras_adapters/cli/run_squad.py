@@ -98,7 +98,8 @@ main = driver_flags.main_with_clean_errors(run)
 
 
 def entry_point():
-  """The `keras-adapters-squad` command (and `python run_squad.py` at the repository root)."""
+  """The `keras-adapters-squad` command (and `python run_squad.py` at the
+  repository root)."""
   driver_flags.run_with_help(main, __name__, driver_flags.__name__)
 
 

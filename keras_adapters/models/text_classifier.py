@@ -332,10 +332,11 @@ class AdapterTextClassifier(models.BertClassifier):
                        validation_data=validation_data, callbacks=callbacks,
                        verbose=verbose, **kwargs)
 
-  def predict_logits(self, x, batch_size=None, dynamic_padding=None,
-                     **kwargs):
-    """Logits [n, classes] (regression: [n, 1]). `dynamic_padding` as in
-    `fit` (the same default): only float rounding differs."""
+  def predict(self, x, batch_size=None, dynamic_padding=None, **kwargs):
+    """Keras' predict, for raw texts too: the model's outputs, logits
+    [n, classes] (regression: [n, 1]). `predict_proba` gives probabilities.
+    `dynamic_padding` as in `fit` (the same default): only float rounding
+    differs."""
     if self.preprocessor is None or task_inputs.holds_ids(x):
       return super().predict(x, batch_size=batch_size, **kwargs)
     batches, n = self._eval_batches(x, batch_size=batch_size or 32,
@@ -346,13 +347,11 @@ class AdapterTextClassifier(models.BertClassifier):
     outputs = super().predict(batches, **kwargs)
     return outputs if n is None else outputs[:n]
 
-  def predict(self, x, batch_size=None, dynamic_padding=None, **kwargs):
-    """Class probabilities [n, classes], or scores [n] for regression, of
-    raw texts. Token ids (or a dataset of them) get Keras' `predict`: the
-    logits."""
-    if self.preprocessor is None or task_inputs.holds_ids(x):
-      return super().predict(x, batch_size=batch_size, **kwargs)
-    logits = self.predict_logits(x, batch_size, dynamic_padding, **kwargs)
+  def predict_proba(self, x, batch_size=None, dynamic_padding=None,
+                    **kwargs):
+    """Class probabilities [n, classes] (the softmax of `predict`), or
+    scores [n] for regression."""
+    logits = self.predict(x, batch_size, dynamic_padding, **kwargs)
     if self.is_regression:
       return logits[:, 0]
     return tf.nn.softmax(logits).numpy()
@@ -360,7 +359,7 @@ class AdapterTextClassifier(models.BertClassifier):
   def predict_labels(self, x, batch_size=None, dynamic_padding=None,
                      **kwargs):
     """The predicted label of each text (class index without labels)."""
-    outputs = self.predict(x, batch_size, dynamic_padding, **kwargs)
+    outputs = self.predict_proba(x, batch_size, dynamic_padding, **kwargs)
     if self.is_regression:
       return outputs
     index = outputs.argmax(-1)
@@ -368,12 +367,25 @@ class AdapterTextClassifier(models.BertClassifier):
 
   def evaluate(self, x=None, y=None, batch_size=None, dynamic_padding=None,
                **kwargs):
-    """{metric: value}: the task's metrics (scikit-learn/SciPy)."""
+    """Keras' evaluate, for raw texts too: the loss and compiled metrics
+    (`return_dict=True` names them). Without a `compile`, the loss and
+    metrics `fit` would compile. The task's own metrics (F1, Matthews,
+    Spearman, ...): `evaluate_metrics`."""
+    if not (self.preprocessor is None or task_inputs.holds_ids(x) or
+            compat.is_fit_validation(kwargs)):
+      x, y = self._eval_batches(x, y, batch_size or 32, pad=False,
+                                dynamic_padding=dynamic_padding)[0], None
+      batch_size = None
+    if not compat.is_compiled(self):
+      self.compile_adamw(1)
+    return super().evaluate(x, y, batch_size=batch_size, **kwargs)
+
+  def evaluate_metrics(self, x, y, batch_size=None, dynamic_padding=None,
+                       **kwargs):
+    """{metric: value}: the task's metrics (scikit-learn/SciPy) of raw
+    texts and their labels, as run_classifier.py reports them."""
     from keras_adapters.tasks import metrics  # pylint: disable=g-import-not-at-top
-    if (compat.is_fit_validation(kwargs) or self.preprocessor is None or
-        task_inputs.holds_ids(x)):
-      return super().evaluate(x, y, batch_size=batch_size, **kwargs)
-    logits = self.predict_logits(x, batch_size, dynamic_padding, **kwargs)
+    logits = self.predict(x, batch_size, dynamic_padding, **kwargs)
     gold = np.asarray(task_inputs.encode(y, self.task_config))
     predicted = logits[:, 0] if self.is_regression else logits.argmax(-1)
     return metrics.compute_metrics(task_inputs.metric_task(self.task_config),

@@ -163,7 +163,7 @@ class ClassificationTask:
   def _dev_metrics(self, model):
     dev = self.examples["dev"]
     # Static padding, as Google BERT's drivers evaluate (and on TPU).
-    return model.evaluate(_texts(dev), [e.label for e in dev],
+    return model.evaluate_metrics(_texts(dev), [e.label for e in dev],
                           self.batch_size["dev"], dynamic_padding=False)
 
   def _evaluate(self, model, output_dir, step, chief):
@@ -180,7 +180,7 @@ class ClassificationTask:
 
   def _predict(self, model, output_dir, chief):
     from keras_adapters.saving import atomic  # pylint: disable=g-import-not-at-top
-    outputs = model.predict(_texts(self.examples["test"]),
+    outputs = model.predict_proba(_texts(self.examples["test"]),
                             self.batch_size["test"], dynamic_padding=False)
     if not chief:
       return
