@@ -2,9 +2,9 @@
 
 The public classes load on first use (PEP 562), so that a submodule such as
 `keras_adapters.config` or a command's flag check does not import
-TensorFlow. Keras finds them when loading a `.keras` file by the module each
-one records; a SavedModel loaded with `tf_keras.models.load_model` needs a
-class touched first (e.g. `keras_adapters.AdapterTextClassifier`).
+TensorFlow. Before `tf_keras.models.load_model` of a file holding them,
+import the classes (`from keras_adapters import AdapterTextClassifier`, or
+`from keras_adapters import *` for all): that registers them with Keras.
 """
 
 import importlib
@@ -19,7 +19,9 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "UserInputError": "keras_adapters.errors",
+    "AdapterConfig": "keras_adapters.config",
     "AdapterLayer": "keras_adapters.layers.adapter_layer",
+    "AdapterFusion": "keras_adapters.layers.adapter_fusion",
     "AdapterTransformerBlock":
         "keras_adapters.layers.adapter_transformer_block",
     "MatmulAttention": "keras_adapters.layers.matmul_attention",

@@ -88,7 +88,7 @@ import json, sys
 import numpy as np
 import tensorflow as tf
 import tf_keras
-import keras_adapters  # registers the custom classes
+from keras_adapters import *  # loads every public class: registers them
 # Started before the parent saves (the imports overlap with that); the paths
 # come on stdin once the SavedModel is written.
 saved, inputs_file, outputs_file = json.loads(sys.stdin.readline())

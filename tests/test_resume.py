@@ -362,7 +362,8 @@ import sys
 import numpy as np
 import tensorflow as tf
 import tf_keras
-from keras_adapters.saving import adapter_pack, training
+from keras_adapters.saving import adapter_pack, atomic
+from keras_adapters.training import checkpoints
 out = sys.argv[1]
 backbone = tf_keras.layers.Dense(8, trainable=False)
 model = tf_keras.Sequential([tf_keras.Input((8,)), backbone,
