@@ -23,6 +23,7 @@ from keras_adapters.config import check_task_name
 from keras_adapters.errors import UserInputError
 from keras_adapters.models import task_inputs
 from keras_adapters.models.text_preprocessor import AdapterTextPreprocessor
+from keras_adapters.networks.adapter_bert_encoder import backbone_config
 from keras_adapters.networks.adapter_bert_encoder import build_encoder
 
 
@@ -480,11 +481,7 @@ class AdapterTextClassifier(models.BertClassifier):
 def _backbone_config(encoder):
   """The keyword arguments of the BertEncoderV2 under `encoder` (adapters
   are the AdapterConfig's), as JSON."""
-  config = {k: v for k, v in encoder.get_config().items()
-            if not k.startswith(("adapter_", "fused_adapter_"))}
-  # As add_adapters: the blocks hold the activation as it was given.
-  config["inner_activation"] = (
-      encoder.transformer_layers[0].get_config()["inner_activation"])
+  config = backbone_config(encoder)
   if not isinstance(config["inner_activation"], str):
     raise UserInputError(
         "this backbone's activation is a Python function, which a .keras "

@@ -64,6 +64,19 @@ def _unscoped(variable):
   return variable.name.split("/", 1)[1]
 
 
+def backbone_config(encoder):
+  """The BertEncoderV2 keyword arguments of `encoder` (with or without
+  adapters), without the adapter settings."""
+  config = {k: v for k, v in encoder.get_config().items()
+            if not k.startswith(("adapter_", "fused_adapter_"))}
+  # The blocks hold the activation as given; get_config's serialized form of
+  # a callable (e.g. BertEncoderV2's default approximate-gelu lambda) cannot
+  # be deserialized.
+  config["inner_activation"] = (
+      encoder.transformer_layers[0].get_config()["inner_activation"])
+  return config
+
+
 def add_adapters(encoder, adapter_size=64, init_scale=1e-3, activation="gelu",
                  adapter_type="houlsby", fused_adapter_sizes=()):
   """Returns an `AdapterBertEncoder` carrying `encoder`'s pretrained weights.
@@ -92,13 +105,7 @@ def add_adapters(encoder, adapter_size=64, init_scale=1e-3, activation="gelu",
   if not isinstance(encoder, networks.BertEncoderV2):
     raise TypeError(f"add_adapters needs a BertEncoderV2, got {type(encoder)}")
   build_encoder(encoder)
-  config = {k: v for k, v in encoder.get_config().items()
-            if not k.startswith(("adapter_", "fused_adapter_"))}
-  # The blocks hold the activation as given; get_config's serialized form of
-  # a callable (e.g. BertEncoderV2's default approximate-gelu lambda) cannot
-  # be deserialized.
-  config["inner_activation"] = (
-      encoder.transformer_layers[0].get_config()["inner_activation"])
+  config = backbone_config(encoder)
   new = build_encoder(AdapterBertEncoder(
       adapter_size=adapter_size, adapter_init_scale=init_scale,
       adapter_activation=activation, adapter_type=adapter_type,
