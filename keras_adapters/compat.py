@@ -22,7 +22,8 @@ TESTED_VERSIONS = {"tf-models-official": "2.20.0", "tf_keras": "2.20.1",
 PRIVATE_NAMES = {
     "BertEncoderV2": ("tf-models-official", (
         "_transformer_layers", "_config", "_type_embedding_layer",
-        "_position_embedding_layer", "_embedding_norm_layer")),
+        "_position_embedding_layer", "_embedding_norm_layer",
+        "_get_embeddings", "_embedding_dropout", "_embedding_projection")),
     "PositionEmbedding": ("tf-models-official", ("_position_embeddings",)),
     "TransformerEncoderBlock": ("tf-models-official", (
         "_attention_layer", "_attention_layer_norm", "_attention_dropout",
@@ -139,6 +140,23 @@ def embedding_norm_layer(encoder):
   """BertEncoderV2._embedding_norm_layer: the embeddings' LayerNorm (no
   public getter), for weight loading."""
   return _get(encoder, "BertEncoderV2", "_embedding_norm_layer")
+
+
+def encoder_embeddings(encoder, inputs, training=None):
+  """What BertEncoderV2.call feeds its first block: the word, position and
+  type embeddings of `inputs` (ids, mask, type ids), normalized, dropped out
+  per `training` and projected, as its call computes them (its
+  _get_embeddings, _embedding_dropout and _embedding_projection have no
+  public form): for running the blocks apart (a frozen trunk)."""
+  word_ids = inputs["input_word_ids"]
+  embed = _get(encoder, "BertEncoderV2", "_get_embeddings")
+  embeddings = embed(word_ids, inputs["input_type_ids"],
+                     encoder.get_embedding_layer()(word_ids), None, None)
+  embeddings = embedding_norm_layer(encoder)(embeddings)
+  embeddings = _get(encoder, "BertEncoderV2", "_embedding_dropout")(
+      embeddings, training=training)
+  projection = _get(encoder, "BertEncoderV2", "_embedding_projection")
+  return embeddings if projection is None else projection(embeddings)
 
 
 # --- Model Garden: TransformerEncoderBlock ---------------------------------

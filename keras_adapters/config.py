@@ -25,7 +25,12 @@ class AdapterConfig:
   adapter_size: the bottleneck width m; adapter_init_scale: the std of the
   adapters' near-identity initialization; top_k_layers: the blocks that
   train in "top_k" mode; fused_adapter_sizes: the sizes of the adapters an
-  AdapterFusion ("fusion" mode) combines, one per fused pack.
+  AdapterFusion ("fusion" mode) combines, one per fused pack; leave_out:
+  the Transformer blocks (0 = the lowest) that get no adapters and keep
+  their pretrained LayerNorms frozen (AdapterHub's `leave_out`;
+  AdapterDrop, Rücklé et al., 2021). Leaving out blocks 0..k-1 makes them
+  a frozen trunk whose outputs training can compute once
+  (`trunk_depth`; keras_adapters/data/trunk_cache.py).
   """
   fine_tune_mode: str = "adapter"
   adapter_type: str = "houlsby"
@@ -33,10 +38,12 @@ class AdapterConfig:
   adapter_init_scale: float = 1e-3
   top_k_layers: int = 1
   fused_adapter_sizes: tuple = ()
+  leave_out: tuple = ()
 
   def __post_init__(self):
     object.__setattr__(self, "fused_adapter_sizes",
                        tuple(self.fused_adapter_sizes or ()))
+    object.__setattr__(self, "leave_out", _block_indices(self.leave_out))
     for name, allowed in (("fine_tune_mode", FINE_TUNE_MODES),
                           ("adapter_type", ADAPTER_TYPES)):
       if getattr(self, name) not in allowed:
@@ -56,7 +63,28 @@ class AdapterConfig:
 
   def to_dict(self):
     return dict(dataclasses.asdict(self),
-                fused_adapter_sizes=list(self.fused_adapter_sizes))
+                fused_adapter_sizes=list(self.fused_adapter_sizes),
+                leave_out=list(self.leave_out))
+
+  @property
+  def trunk_depth(self):
+    """k: blocks 0..k-1 are all left out (with "adapter" mode, nothing in
+    them or below trains, so their output is a function of the text)."""
+    k = 0
+    while k in self.leave_out:
+      k += 1
+    return k
+
+  def check_blocks(self, num_blocks):
+    """Raises UserInputError unless `leave_out` fits a backbone of
+    `num_blocks` Transformer blocks and leaves some adapters."""
+    if self.leave_out and self.leave_out[-1] >= num_blocks:
+      raise UserInputError(f"leave_out {list(self.leave_out)}: the backbone "
+                           f"has blocks 0..{num_blocks - 1}")
+    if self.fine_tune_mode in ("adapter", "fusion") and (
+        len(self.leave_out) == num_blocks):
+      raise UserInputError(f"leave_out {list(self.leave_out)} leaves no "
+                           "block with adapters; leave out fewer blocks")
 
   @classmethod
   def from_dict(cls, values):
@@ -65,6 +93,24 @@ class AdapterConfig:
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in values.items()
                   if k in names and v is not None})
+
+
+def _block_indices(values):
+  """`values` (ints, or a "0,1,2" string as the flag gives) as a sorted
+  tuple of distinct block indices >= 0."""
+  if isinstance(values, str):
+    values = [v for v in values.replace(" ", "").split(",") if v]
+  try:
+    indices = [int(v) for v in values or ()]
+  except (TypeError, ValueError):
+    indices = None
+  if indices is None or any(i < 0 for i in indices) or any(
+      isinstance(v, (bool, float)) for v in values or ()):
+    raise UserInputError(f"leave_out {values!r}: give block indices >= 0, "
+                         "e.g. leave_out=[0, 1, 2] (--leave_out=0,1,2)")
+  if len(set(indices)) != len(indices):
+    raise UserInputError(f"leave_out {indices} repeats a block")
+  return tuple(sorted(indices))
 
 
 ADAPTER_CONFIG_KEYS = tuple(f.name for f in dataclasses.fields(AdapterConfig))

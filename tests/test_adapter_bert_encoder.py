@@ -47,7 +47,7 @@ def pretrained():
 def with_adapters_1e_3(pretrained):
   encoder, _, _ = pretrained
   tf_keras.utils.set_random_seed(0)
-  return add_adapters(encoder, adapter_size=64, init_scale=1e-3)
+  return add_adapters(encoder, adapter_size=64, adapter_init_scale=1e-3)
 
 
 @pytest.mark.parametrize("adapter_type, adapters", [("houlsby", 12),
@@ -56,11 +56,11 @@ def with_adapters_1e_3(pretrained):
 def test_init_scale_zero_outputs_equal_exactly(pretrained, adapter_type,
                                                adapters):
   encoder, inputs, expected = pretrained
-  new = add_adapters(encoder, adapter_size=64, init_scale=0.0,
+  new = add_adapters(encoder, adapter_size=64, adapter_init_scale=0.0,
                      adapter_type=adapter_type)
   assert isinstance(new, AdapterBertEncoder)
   assert len(new.adapters) == adapters
-  assert new.get_config()["adapter_type"] == adapter_type
+  assert new.get_config()["adapter_config"]["adapter_type"] == adapter_type
   actual = _run(new, inputs)
   for key in ("sequence_output", "pooled_output"):
     assert actual[key].shape == expected[key].shape
@@ -101,7 +101,8 @@ def test_get_config_from_config_round_trip(pretrained, with_adapters_1e_3):
   _, inputs, _ = pretrained
   new = with_adapters_1e_3
   config = new.get_config()
-  assert (config["adapter_size"], config["adapter_init_scale"],
+  adapters = config["adapter_config"]
+  assert (adapters["adapter_size"], adapters["adapter_init_scale"],
           config["num_layers"], config["hidden_size"]) == (64, 1e-3, 6, 384)
   clone = build_encoder(AdapterBertEncoder.from_config(config))
   assert len(clone.adapters) == 12
@@ -119,7 +120,7 @@ def test_add_adapters_on_default_model_garden_config():
   ids = tf.constant([[2, 7, 9, 3, 0], [2, 4, 3, 0, 0]])
   inputs = dict(input_word_ids=ids, input_mask=tf.cast(ids > 0, tf.int32),
                 input_type_ids=tf.zeros_like(ids))
-  new = add_adapters(bert, adapter_size=4, init_scale=0.0)
+  new = add_adapters(bert, adapter_size=4, adapter_init_scale=0.0)
   assert len(new.adapters) == 4
   assert_all_equal(_run(new, inputs), _run(bert, inputs))
 
@@ -132,7 +133,8 @@ def test_tiny_encoder_round_trip_and_fresh_process_saved_model():
   tf_keras.utils.set_random_seed(2)
   encoder, _ = run_layer_test(
       AdapterBertEncoder,
-      dict(adapter_size=4, adapter_init_scale=0.2, vocab_size=30,
+      dict(adapter_config=dict(adapter_size=4, adapter_init_scale=0.2),
+           vocab_size=30,
            hidden_size=16, num_layers=2, num_attention_heads=2, inner_dim=32,
            inner_activation="gelu", max_sequence_length=16,
            type_vocab_size=2),

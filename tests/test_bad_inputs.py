@@ -315,6 +315,16 @@ CASES = {
             "--fine_tune_mode=fusion", "--fuse_packs=" + _tiny_pack(
                 tmp, "a.npz", 64) + "," + _tiny_pack(tmp, "b.npz", 64)],
         ["a.npz was trained on another backbone; fuse packs trained on"]),
+    "leave_out_not_block_numbers": Case(
+        "run_classifier.py", _glue_flags("--leave_out=0,top"),
+        ["leave_out ['0', 'top']: give block indices >= 0"]),
+    "leave_out_beyond_the_blocks": Case(
+        "run_classifier.py", _glue_flags("--leave_out=0,9"),
+        ["leave_out [0, 9]: the backbone has blocks 0..5"]),
+    "trunk_cache_without_leave_out": Case(
+        "run_classifier.py", _glue_flags("--trunk_cache"),
+        ["--trunk_cache needs --do_train, --fine_tune_mode=adapter and the "
+         "lowest blocks left out"]),
     "pack_of_another_task": Case(
         "run_classifier.py", lambda tmp: MRPC_EVAL + [
             f"--data_dir={_mrpc(tmp)}", "--adapter_pack=" + _tiny_pack(

@@ -368,8 +368,8 @@ def test_train_step_compiles_with_xla(task):
                     loss=tf_keras.losses.SparseCategoricalCrossentropy(
                         from_logits=True), jit_compile=jit)
     else:
-      model, _ = squad_model.build_span_labeler(_tiny_encoder(), "adapter",
-                                                16)
+      model, _ = squad_model.build_span_labeler(
+          _tiny_encoder(), AdapterConfig(adapter_size=16))
       y = (np.arange(8) % 16, np.arange(8) % 16 + 1)
       model.compile(optimizers.create_optimizer(1e-3, 10, 0.1),
                     loss=[squad_model.span_loss()] * 2,

@@ -65,7 +65,7 @@ def packs(tmp_path_factory):
 def _fusion(backbone, paths):
   settings = adapter_pack.fusion_settings(paths)
   assert settings == dict(fine_tune_mode="fusion", adapter_type="pfeiffer",
-                          fused_adapter_sizes=SIZES)
+                          fused_adapter_sizes=SIZES, leave_out=[])
   tf_keras.utils.set_random_seed(3)
   model, encoder = build_classifier(
       backbone, 2, "fusion", adapter_type=settings["adapter_type"],

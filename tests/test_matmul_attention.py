@@ -11,6 +11,7 @@ from harness import assert_all_equal
 from harness import minilm
 from harness import run_saved_model_test
 from harness import tiny_encoder
+from keras_adapters.config import FINE_TUNE_MODES
 from keras_adapters.models import tuning
 from keras_adapters.models.text_classifier import build_classifier
 from keras_adapters.data import glue
@@ -117,7 +118,7 @@ def _tiny_encoder():
                       max_sequence_length=16, seed=0)
 
 
-@pytest.mark.parametrize("mode", tuning.FINE_TUNE_MODES)
+@pytest.mark.parametrize("mode", FINE_TUNE_MODES)
 def test_every_fine_tune_mode_gets_it(mode):
   fused = [4, 4] if mode == "fusion" else []
   _, encoder = build_classifier(_tiny_encoder(), 2, mode, adapter_size=4,
@@ -146,7 +147,7 @@ def test_real_minilm_adapter_training_step_is_unchanged():
   try:
     for fast in (False, True):
       tf_keras.utils.set_random_seed(3)
-      encoder = add_adapters(load_pretrained().encoder, 64)
+      encoder = add_adapters(load_pretrained().encoder, adapter_size=64)
       if fast:
         use_matmul_attention(encoder)
       model = models.BertClassifier(  # as build_classifier, minus the swap

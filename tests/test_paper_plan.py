@@ -26,12 +26,17 @@ def test_every_point_once_and_seed1_best_of_a_swept_method_dropped():
   points = plan.unique_points()
   keys = [(p["task"], p["method"], p["lr"], p["seed"], p["init"],
            p["epochs"], p["batching"]) for _, p in points]
-  assert len(keys) == len(set(keys)) == 235
+  assert len(keys) == len(set(keys)) == 249
   # Blocks 1-9 had 166 points; block 13 sweeps m=8 and so takes over block
   # 3's 4 seed-1 m=8 points (one rate of its grid).
   assert sum(not block.startswith(("8_", "10_", "11_", "12_", "13_", "14_",
-                                   "15_", "16_", "17_", "18_", "19_"))
+                                   "15_", "16_", "17_", "18_", "19_", "20_"))
              for block, _ in points) == 162
+  # Block 20: k = 2, 3 on the five tasks at 3 epochs, CoLA/RTE at 20.
+  drop = [p for block, p in points if block == "20_adapterdrop"]
+  assert len(drop) == 2 * 5 + 2 * 2
+  assert "--leave_out=0,1,2 --trunk_cache --deterministic" in plan.command(
+      drop[1], "1e-3", "out")
   # Block 14: Pfeiffer m=64 on the 4 small tasks, at m=64's best rate.
   pfeiffer = [p for block, p in points if block == "14_pfeiffer"]
   assert [(p["task"], p["method"], p["lr"]) for p in pfeiffer] == [

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import harness
+from keras_adapters.config import AdapterConfig
 from keras_adapters.errors import UserInputError
 from keras_adapters.squad import data
 from keras_adapters.squad import evaluate
@@ -482,7 +483,8 @@ def test_span_labeler_modes():
   counts = {}
   for mode in ("adapter", "full", "head"):
     model, encoder = squad_model.build_span_labeler(
-        _tiny_encoder(100), mode, adapter_size=4)
+        _tiny_encoder(100), AdapterConfig(fine_tune_mode=mode,
+                                          adapter_size=4))
     names = [v.name for v in model.trainable_variables]
     counts[mode] = sum(v.shape.num_elements() for v in model.trainable_variables)
     assert not any("pooler" in n for n in names), names

@@ -238,7 +238,7 @@ def test_one_adapter_per_block_types_fit_save_and_reload(mrpc, tmp_path,
       before, clf.encoder.adapters[0].weights))
   path = clf.save_adapters(str(tmp_path / f"{adapter_type}.npz"))
   reloaded = AdapterTextClassifier.load_adapters(path)
-  assert reloaded.encoder.get_config()["adapter_type"] == adapter_type
+  assert reloaded.encoder.adapter_config.adapter_type == adapter_type
   np.testing.assert_array_equal(reloaded.predict(dev_x), clf.predict(dev_x))
 
 

@@ -4,6 +4,7 @@ import pytest
 
 from harness import minilm
 from harness import tiny_encoder
+from keras_adapters.config import AdapterConfig
 from keras_adapters.models import tuning
 from keras_adapters.models.text_classifier import build_classifier
 from keras_adapters.errors import UserInputError
@@ -100,7 +101,8 @@ def test_modes_can_be_switched_on_one_model():
   for mode in ["head", ("top_k", 2), "layer_norm", ("top_k", 1), "full",
                "head"]:
     name, k = mode if isinstance(mode, tuple) else (mode, 1)
-    tuning.set_fine_tune_mode(model, encoder, name, top_k_layers=k)
+    tuning.set_fine_tune_mode(model, encoder, AdapterConfig(
+        fine_tune_mode=name, top_k_layers=k))
     assert _names(model.trainable_variables, encoder) == EXPECTED[mode], mode
 
 
@@ -142,8 +144,9 @@ def test_bad_modes_raise_user_input_error(kwargs, message):
 def test_set_fine_tune_mode_errors():
   model, encoder = build_classifier(_tiny_encoder(), 2, "full")
   with pytest.raises(UserInputError, match="needs an encoder with adapters"):
-    tuning.set_fine_tune_mode(model, encoder, "adapter")
+    tuning.set_fine_tune_mode(model, encoder, AdapterConfig())
   with pytest.raises(UserInputError, match="unknown fine_tune_mode"):
-    tuning.set_fine_tune_mode(model, encoder, "adapters")
+    tuning.set_fine_tune_mode(model, encoder,
+                              AdapterConfig(fine_tune_mode="adapters"))
   # A rejected mode leaves the previous one in place.
   assert _names(model.trainable_variables, encoder) == EXPECTED["full"]

@@ -109,12 +109,20 @@ def lr_source(method):
 
 
 SWEPT = ("adapter64", "full", "top3", "ln")
+# AdapterDrop's trunk depths k (of MiniLM's 6 blocks) beside k = 0.
+DROP_METHODS = ("adapter64_drop2", "adapter64_drop3")
 
 
 def method_settings(method):
   """'adapter64' / 'pfeiffer64' / 'parallel64' / 'full' / 'top3' / 'ln' ->
   run_classifier flags dict ('adapter<m>': the paper's placement;
-  '<type><m>': --adapter_type=<type>, OTHER_ADAPTER_TYPES)."""
+  '<type><m>': --adapter_type=<type>, OTHER_ADAPTER_TYPES). A suffix
+  '_drop<k>' leaves blocks 0..k-1 without adapters and trains from their
+  cached output (--leave_out, --trunk_cache; AdapterDrop)."""
+  if "_drop" in method:
+    base, k = method.split("_drop")
+    return dict(method_settings(base),
+                leave_out=",".join(map(str, range(int(k)))), trunk_cache=None)
   if method.startswith("adapter"):
     return dict(fine_tune_mode="adapter", adapter_size=int(method[7:]))
   if method.startswith("fusion_"):
@@ -270,6 +278,14 @@ def _later_blocks():
        "best rate (3 epochs)",
        _at_best(("MRPC", "STS-B"), ("pfeiffer64",), (2, 3)) +
        _at_best(("SST-2",), ("pfeiffer64",), (1, 2, 3))),
+      ("20_adapterdrop", "the frozen trunk (AdapterDrop): adapters m=64 "
+       "without adapters in blocks 0..k-1 (k = 2, 3), trained from the "
+       "trunk's cached output, at the m=64 best rate (3 epochs, five tasks) "
+       "and at 1e-3 for 20 epochs (CoLA, RTE: the rate of k = 0's 20-epoch "
+       "runs), seed 1",
+       _at_best(tuple(TASKS), DROP_METHODS, (1,)) +
+       [point(t, m, "1e-3", 1, epochs=20, eval_every=1)
+        for t in ("CoLA", "RTE") for m in DROP_METHODS]),
   ]
 
 
@@ -319,6 +335,8 @@ def estimated_seconds(p):
     step = full / 3 + (full * 2 / 3) * settings["top_k_layers"] / 6
   else:
     step = STEP_SECONDS_128[mode]
+  if "_drop" in p["method"]:  # forward and backward through blocks k.. only
+    step *= 1 - int(p["method"].split("_drop")[1]) / 6
   if seq == 64:
     step *= SEQ64_FACTOR
   step *= PADDING_FACTOR[p["task"]]

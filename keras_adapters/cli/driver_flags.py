@@ -8,6 +8,7 @@ from absl import flags
 from absl import logging
 
 from keras_adapters.config import ADAPTER_TYPES
+from keras_adapters.config import AdapterConfig
 from keras_adapters.config import FINE_TUNE_MODES
 from keras_adapters.errors import UserInputError
 
@@ -40,6 +41,11 @@ def define_common_flags(output_dir_help):
   flags.DEFINE_integer("adapter_size", 64, "Adapter bottleneck size m.")
   flags.DEFINE_float("adapter_init_scale", 1e-3, "Std of the adapters' init.")
   flags.DEFINE_integer("top_k_layers", 1, "Blocks trained in top_k mode.")
+  flags.DEFINE_list("leave_out", [], "Blocks (0 = the lowest) without "
+                    "adapters, their LayerNorms frozen (AdapterHub's "
+                    "leave_out; AdapterDrop). E.g. 0,1,2: blocks 0-2 become "
+                    "a frozen trunk (see --trunk_cache). Recorded in the "
+                    "pack.")
   flags.DEFINE_integer("seed", 42, "Random seed (init, dropout, data order).")
   flags.DEFINE_bool("deterministic", False, "Enable TF op determinism "
                     "(bit-identical reruns on GPU; on CPU one --seed already "
@@ -160,6 +166,7 @@ def check_common_flags():
                "top_k_layers"):
     if FLAGS[name].value < 1:
       raise UserInputError(f"--{name}={FLAGS[name].value} must be >= 1")
+  AdapterConfig(leave_out=FLAGS.leave_out)  # one line if malformed
   if FLAGS.learning_rate is not None and not FLAGS.learning_rate > 0:
     raise UserInputError(f"--learning_rate={FLAGS.learning_rate} must be "
                          "positive (e.g. 1e-3), or leave it out")

@@ -18,6 +18,7 @@ from absl import flags
 
 from keras_adapters.saving import adapter_pack
 from keras_adapters.cli import driver_flags
+from keras_adapters.config import AdapterConfig
 from keras_adapters.config import check_task_name
 from keras_adapters.errors import UserInputError
 
@@ -30,6 +31,16 @@ flags.DEFINE_bool("dynamic_padding", False, "Pad each training batch only "
                   "to its longest example (multiple of 8), not to "
                   "max_seq_length: same batches, faster on CPU/GPU for short "
                   "texts; numbers differ by float rounding. Not with TPUs.")
+flags.DEFINE_bool("trunk_cache", False, "With --leave_out=0,...,k-1 (blocks "
+                  "0..k-1 without adapters): compute those blocks' outputs "
+                  "once, before training, into output_dir/trunk_cache "
+                  "(reused on resume, rebuilt when its inputs change), and "
+                  "train blocks k.. from them every epoch. The trunk then "
+                  "runs without dropout. Prints the cache's size first; "
+                  "refuses one that does not fit in memory.")
+flags.DEFINE_enum("trunk_cache_dtype", "float32", ["float32", "float16"],
+                  "Storage of the --trunk_cache (float16: half the memory; "
+                  "the upper blocks still compute in float32).")
 flags.DEFINE_bool("do_eval", False, "Evaluate on dev; writes eval_results.txt.")
 flags.DEFINE_integer("eval_every_epochs", 0, "With --do_train and --do_eval: "
                      "also evaluate dev after every N-th epoch, one JSON line "
@@ -98,9 +109,22 @@ def _check_flags():
                          "give N >= 1 with --do_train and --do_eval, or 0")
   if FLAGS.custom_task_name is not None:
     check_task_name(FLAGS.custom_task_name)
+  _check_trunk_cache_flags()
   _check_fusion_flags()
   driver_flags.check_batching_flags(FLAGS.dynamic_padding)
   driver_flags.check_common_flags()
+
+
+def _check_trunk_cache_flags():
+  if not FLAGS.trunk_cache:
+    return
+  config = AdapterConfig(fine_tune_mode=FLAGS.fine_tune_mode,
+                         leave_out=FLAGS.leave_out)
+  if not FLAGS.do_train or config.fine_tune_mode != "adapter" or (
+      not config.trunk_depth):
+    raise UserInputError(
+        "--trunk_cache needs --do_train, --fine_tune_mode=adapter and the "
+        "lowest blocks left out (e.g. --leave_out=0,1,2)")
 
 
 def _check_fusion_flags():
@@ -139,7 +163,8 @@ def _task():
       report_train_tokens=FLAGS.report_train_tokens,
       eval_batch_size=FLAGS.eval_batch_size,
       predict_batch_size=FLAGS.predict_batch_size,
-      name=FLAGS.custom_task_name)
+      name=FLAGS.custom_task_name,
+      trunk_cache_dtype=FLAGS.trunk_cache_dtype if FLAGS.trunk_cache else None)
 
 
 def run():

@@ -92,6 +92,7 @@ def training_batches(examples: tf.data.Dataset, num_examples: int,
     longest = tf.reduce_max(tf.reduce_sum(features["input_mask"], axis=1))
     boundary = tf.gather(edges, bucket_of(longest))
     cut = {k: tf.ensure_shape(fill(v)[:, :boundary], [batch_size, None])
+           if v.shape.rank == 2 else tf.ensure_shape(fill(v), [batch_size])
            for k, v in features.items()}
     weights = tf.concat([tf.ones([size], tf.float32),
                          tf.zeros([missing], tf.float32)], axis=0)

@@ -88,8 +88,19 @@ def text_dataset(texts_a: Sequence[str], texts_b: Optional[Sequence[str]], label
     raise UserInputError(f"batch_size {batch_size!r} must be a positive integer")
   ds = text_examples(texts_a, texts_b, labels, preprocessor,
                      is_regression=is_regression)
+  return batched(ds, len(texts_a), batch_size, is_training=is_training,
+                 seed=seed, drop_remainder=drop_remainder, repeat=repeat,
+                 dynamic_padding=dynamic_padding)
+
+
+def batched(examples: tf.data.Dataset, num_examples: int, batch_size: int, *,
+            is_training: bool = False, seed: Optional[int] = 0,
+            drop_remainder: bool = False, repeat: bool = False,
+            dynamic_padding: bool = False) -> tf.data.Dataset:
+  """`text_dataset`'s batches of unbatched `examples`."""
+  ds = examples
   if is_training:
-    ds = ds.shuffle(len(texts_a), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.shuffle(num_examples, seed=seed, reshuffle_each_iteration=True)
   if repeat:
     ds = ds.repeat()
   ds = ds.batch(batch_size, drop_remainder=drop_remainder)
@@ -99,11 +110,14 @@ def text_dataset(texts_a: Sequence[str], texts_b: Optional[Sequence[str]], label
 
 
 def text_examples(texts_a: Sequence[str], texts_b: Optional[Sequence[str]],
-                  labels, preprocessor, *,
-                  is_regression: bool = False) -> tf.data.Dataset:
+                  labels, preprocessor, *, is_regression: bool = False,
+                  tokenized: Optional[dict] = None) -> tf.data.Dataset:
   """The unbatched examples of `text_dataset`: features padded to the
-  preprocessor's max_seq_length (with labels unless `labels` is None)."""
-  features = tokenize(preprocessor, texts_a, texts_b)
+  preprocessor's max_seq_length (with labels unless `labels` is None).
+  `tokenized`: the texts' `tokenize` output (plus any per-example arrays,
+  e.g. "example_index"), if already at hand."""
+  features = tokenized if tokenized is not None else tokenize(
+      preprocessor, texts_a, texts_b)
   if labels is None:
     return tf.data.Dataset.from_tensor_slices(features)
   dtype = np.float32 if is_regression else np.int32
@@ -142,12 +156,14 @@ def _tokenize_function(preprocessor_ref, is_pair):
 def cut_padding(batches: tf.data.Dataset, multiple: int = 8) -> tf.data.Dataset:
   """Each batch of features (with or without labels) cut to its longest
   example, rounded up to a multiple of `multiple` (8 by default: few
-  distinct shapes for oneDNN to plan)."""
+  distinct shapes for oneDNN to plan). Per-example scalars (e.g.
+  "example_index") stay as they are."""
 
   def cut(features, *labels):
     longest = tf.reduce_max(tf.reduce_sum(features["input_mask"], axis=1))
     length = (longest + multiple - 1) // multiple * multiple
-    features = {k: v[:, :length] for k, v in features.items()}
+    features = {k: v[:, :length] if v.shape.rank == 2 else v
+                for k, v in features.items()}
     return (features, *labels) if labels else features
 
   return batches.map(cut)

@@ -15,6 +15,7 @@ from keras_adapters.training import optimizers
 from keras_adapters.models import tuning
 from keras_adapters.data import bucketing
 from keras_adapters.data import features
+from keras_adapters.data import trunk_cache as trunk_cache_lib
 from keras_adapters.data import glue
 from keras_adapters.data.limits import check_max_seq_length
 from keras_adapters import compat
@@ -70,25 +71,22 @@ class AdapterTextClassifier(models.BertClassifier):
                regression=False, task_name="", fine_tune_mode="adapter",
                adapter_type="houlsby", adapter_size=64,
                adapter_init_scale=1e-3, top_k_layers=1, dropout_rate=0.1,
-               fused_adapter_sizes=(), seed=None, model_description="",
-               adapter_config=None, **kwargs):
+               fused_adapter_sizes=(), leave_out=(), seed=None,
+               model_description="", adapter_config=None, **kwargs):
     labels, regression, is_pair, num_classes = _task_facts(
         task_name, num_classes, labels, regression)
     config = adapter_config or AdapterConfig(
         fine_tune_mode=fine_tune_mode, adapter_type=adapter_type,
         adapter_size=adapter_size, adapter_init_scale=adapter_init_scale,
         top_k_layers=top_k_layers,
-        fused_adapter_sizes=[int(m) for m in fused_adapter_sizes])
-    encoder = tuning.prepare_encoder(
-        encoder, config.fine_tune_mode, config.adapter_size,
-        config.adapter_init_scale, config.adapter_type,
-        list(config.fused_adapter_sizes))
+        fused_adapter_sizes=[int(m) for m in fused_adapter_sizes],
+        leave_out=leave_out)
+    encoder = tuning.prepare_encoder(encoder, config)
     super().__init__(
         encoder, num_classes=num_classes, dropout_rate=dropout_rate,
         initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02),
         **kwargs)
-    tuning.set_fine_tune_mode(self, encoder, config.fine_tune_mode,
-                              config.top_k_layers)
+    tuning.set_fine_tune_mode(self, encoder, config)
     # Untracked: checkpoints hold exactly the variables of a BertClassifier.
     object.__setattr__(self, "_preprocessor", preprocessor)
     object.__setattr__(self, "seed", seed)
@@ -137,7 +135,9 @@ class AdapterTextClassifier(models.BertClassifier):
         fine_tune_mode, adapter_type ("houlsby", the paper's two adapters per
         block; "pfeiffer", one after the feed-forward layer; "parallel", one
         beside it), adapter_size, adapter_init_scale, top_k_layers,
-        dropout_rate, and fuse_packs: paths of two or more adapter packs
+        leave_out (blocks without adapters, e.g. [0, 1, 2]: AdapterDrop;
+        see `fit`'s trunk_cache), dropout_rate, and fuse_packs: paths of
+        two or more adapter packs
         of one adapter_type to fuse (AdapterFusion; fine_tune_mode
         "fusion" then trains the fusion, the LayerNorms and the head);
         adapter_config: a keras_adapters.config.AdapterConfig instead of
@@ -154,10 +154,22 @@ class AdapterTextClassifier(models.BertClassifier):
                                **config)
 
   def call(self, inputs, training=None, mask=None):
+    if isinstance(inputs, dict) and "trunk_output" in inputs:
+      outputs = self._call_from_trunk(inputs, training)
+    else:
+      outputs = super().call(inputs, training=training, mask=mask)
     # float32 logits under a mixed policy, for the loss, softmax and metrics
     # (as Model Garden's tasks cast them before their losses).
-    return precision.float32_logits(
-        super().call(inputs, training=training, mask=mask))
+    return precision.float32_logits(outputs)
+
+  def _call_from_trunk(self, inputs, training):
+    """The head over the encoder's upper blocks, from the frozen trunk's
+    output (a trunk-cache batch): the layers of the functional graph."""
+    pooled = self.encoder(inputs, training=training)["pooled_output"]
+    dropout = next(l for l in self.layers
+                   if isinstance(l, tf_keras.layers.Dropout))
+    return self.classifier(dropout(pooled, training=training),
+                           training=training)
 
   @property
   def encoder(self):
@@ -218,49 +230,66 @@ class AdapterTextClassifier(models.BertClassifier):
     return texts_a, texts_b
 
   def train_batches(self, x, y, batch_size, skip=0, dynamic_padding=False,
-                    bucket_by_length=False, group_by_length=False):
+                    bucket_by_length=False, group_by_length=False,
+                    trunk_cache=None, trunk_cache_dtype="float32"):
     """(dataset, steps_per_epoch): the repeated, shuffled global batches of
     `fit`, positioned `skip` batches in. Full batches only; with
     `bucket_by_length` (True, or the bucket boundaries) each batch holds
     examples of one length bucket, with `group_by_length` examples of
-    similar length (keras_adapters/data/bucketing.py)."""
+    similar length (keras_adapters/data/bucketing.py). With `trunk_cache`
+    (True: in memory; a directory: saved there and reused), the batches
+    hold the frozen trunk's outputs instead of token ids
+    (keras_adapters/data/trunk_cache.py)."""
     texts_a, texts_b = self._texts(x)
     steps = task_inputs.check_training_size(len(texts_a), y, batch_size)
     labels = task_inputs.encode(y, self.task_config)
+    self._check_batching(bucket_by_length, group_by_length)
+    tokenized = features.tokenize(self.preprocessor, texts_a, texts_b)
+    states = None
+    if trunk_cache:
+      states = trunk_cache_lib.trunk_states(
+          self, tokenized, trunk_cache_dtype,
+          path=None if trunk_cache is True else str(trunk_cache))
+      self.train_function = None  # traced again, from the trunk's output
+      tokenized = dict(tokenized, example_index=np.arange(len(texts_a)))
+    examples = features.text_examples(texts_a, texts_b, labels,
+                                      self.preprocessor,
+                                      is_regression=self.is_regression,
+                                      tokenized=tokenized)
+    if group_by_length:
+      ds = bucketing.grouped_batches(examples, len(texts_a), batch_size,
+                                     self.seed)
+    elif bucket_by_length:
+      ds, steps = self._bucketed(examples, len(texts_a), batch_size,
+                                 bucket_by_length)
+    else:
+      ds = features.batched(examples, len(texts_a), batch_size,
+                            is_training=True, seed=self.seed,
+                            drop_remainder=True, repeat=True,
+                            dynamic_padding=dynamic_padding)
+    if states is not None:
+      ds = trunk_cache_lib.batches_from_states(ds, states)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    return (ds.skip(skip) if skip else ds), steps
+
+  def _check_batching(self, bucket_by_length, group_by_length):
     if bucket_by_length and group_by_length:
       raise UserInputError("give bucket_by_length or group_by_length, not "
                            "both")
-    if group_by_length:
-      if isinstance(self.distribute_strategy, tf.distribute.TPUStrategy):
-        raise UserInputError("group_by_length makes batch shapes vary, which "
-                             "TPUs cannot run; use bucket_by_length")
-      ds = bucketing.grouped_batches(
-          features.text_examples(texts_a, texts_b, labels, self.preprocessor,
-                                 is_regression=self.is_regression),
-          len(texts_a), batch_size, self.seed).prefetch(tf.data.AUTOTUNE)
-    elif bucket_by_length:
-      ds, steps = self._bucketed(texts_a, texts_b, labels, batch_size,
-                                 bucket_by_length)
-    else:
-      ds = features.text_dataset(
-          texts_a, texts_b, labels, self.preprocessor,
-          is_regression=self.is_regression, batch_size=batch_size,
-          is_training=True, seed=self.seed, drop_remainder=True, repeat=True,
-          dynamic_padding=dynamic_padding)
-    return (ds.skip(skip) if skip else ds), steps
+    if group_by_length and isinstance(self.distribute_strategy,
+                                      tf.distribute.TPUStrategy):
+      raise UserInputError("group_by_length makes batch shapes vary, which "
+                           "TPUs cannot run; use bucket_by_length")
 
-  def _bucketed(self, texts_a, texts_b, labels, batch_size, boundaries):
-    examples = features.text_examples(texts_a, texts_b, labels,
-                                      self.preprocessor,
-                                      is_regression=self.is_regression)
+  def _bucketed(self, examples, num_examples, batch_size, boundaries):
     boundaries = bucketing.boundaries_for(
         self.preprocessor.max_seq_length,
         None if boundaries is True else boundaries)
     steps = bucketing.steps_per_epoch(bucketing.example_lengths(examples),
                                       boundaries, batch_size)
-    ds = bucketing.training_batches(examples, len(texts_a), boundaries,
+    ds = bucketing.training_batches(examples, num_examples, boundaries,
                                     batch_size, self.seed)
-    return ds.prefetch(tf.data.AUTOTUNE), steps
+    return ds, steps
 
   def _eval_batches(self, x, y=None, batch_size=32, pad=True,
                     dynamic_padding=None):
@@ -291,7 +320,7 @@ class AdapterTextClassifier(models.BertClassifier):
   def fit(self, x=None, y=None, batch_size=None, epochs=1, validation_data=None,
           steps_per_epoch=None, callbacks=None, verbose="auto",
           dynamic_padding=None, bucket_by_length=False, group_by_length=False,
-          **kwargs):
+          trunk_cache=None, trunk_cache_dtype="float32", **kwargs):
     """`Model.fit` on raw strings (or a dataset of string batches).
 
     `dynamic_padding` (default: on, except on TPU or with `jit_compile`)
@@ -303,7 +332,11 @@ class AdapterTextClassifier(models.BertClassifier):
     transformers' Trainer does, each batch cut to its longest text: the least
     padding, but every batch length is a shape (not for TPUs).
     `validation_split` validates on the last fraction of the texts and
-    labels (before shuffling), as Keras splits arrays."""
+    labels (before shuffling), as Keras splits arrays. `trunk_cache` (with
+    `leave_out` = blocks 0..k-1): True computes those blocks' outputs once,
+    before the first epoch, and trains the upper blocks from them (the
+    trunk then runs without dropout); a directory keeps them there for
+    later runs; `trunk_cache_dtype` "float16" halves their memory."""
     dynamic_padding = self._pads_dynamically(dynamic_padding,
                                              bucket_by_length)
     if self.preprocessor is None or task_inputs.holds_ids(x):
@@ -319,7 +352,8 @@ class AdapterTextClassifier(models.BertClassifier):
     else:
       batches, steps = self.train_batches(
           x, y, batch_size, dynamic_padding=dynamic_padding,
-          bucket_by_length=bucket_by_length, group_by_length=group_by_length)
+          bucket_by_length=bucket_by_length, group_by_length=group_by_length,
+          trunk_cache=trunk_cache, trunk_cache_dtype=trunk_cache_dtype)
       data = distribute.per_replica_input(lambda: batches)
     steps_per_epoch = steps_per_epoch or steps or task_inputs.count(x)
     if not compat.is_compiled(self):
@@ -492,16 +526,18 @@ def _backbone_config(encoder):
 def build_classifier(pretrained_encoder, num_classes, fine_tune_mode="adapter",
                      adapter_size=64, adapter_init_scale=1e-3, top_k_layers=1,
                      dropout_rate=0.1, adapter_type="houlsby",
-                     fused_adapter_sizes=()):
+                     fused_adapter_sizes=(), adapter_config=None):
   """Returns (model, encoder): an `AdapterTextClassifier` without a
   preprocessor (it takes token ids), i.e. Model Garden's `BertClassifier`
   (pooled output, dropout, dense; `num_classes=1` for regression) with the
   mode's variables set trainable. Pass the *pretrained* encoder: adapters
-  are added here, for `fine_tune_mode="adapter"`."""
+  are added here, for `fine_tune_mode="adapter"`. An AdapterConfig
+  `adapter_config` replaces the adapter keywords."""
   model = AdapterTextClassifier(
       pretrained_encoder, None, num_classes=num_classes,
       regression=num_classes == 1, fine_tune_mode=fine_tune_mode,
       adapter_size=adapter_size, adapter_init_scale=adapter_init_scale,
       top_k_layers=top_k_layers, dropout_rate=dropout_rate,
-      adapter_type=adapter_type, fused_adapter_sizes=fused_adapter_sizes)
+      adapter_type=adapter_type, fused_adapter_sizes=fused_adapter_sizes,
+      adapter_config=adapter_config)
   return model, model.encoder

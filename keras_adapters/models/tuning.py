@@ -17,40 +17,29 @@ import tf_keras
 
 from keras_adapters import compat
 from keras_adapters.errors import UserInputError
-from keras_adapters.config import ADAPTER_TYPES
 from keras_adapters.layers.adapter_fusion import AdapterFusion
 from keras_adapters.layers.matmul_attention import use_matmul_attention
 from keras_adapters.networks.adapter_bert_encoder import AdapterBertEncoder
 from keras_adapters.networks.adapter_bert_encoder import add_adapters
-from keras_adapters.config import FINE_TUNE_MODES
 
 
-def prepare_encoder(encoder, mode, adapter_size=64, init_scale=1e-3,
-                    adapter_type="houlsby", fused_adapter_sizes=()):
-  """Adds adapters (of `adapter_type`, ADAPTER_TYPES) to a pretrained
-  encoder when `mode` is "adapter", AdapterFusions of adapters of
-  `fused_adapter_sizes` when it is "fusion"; every mode gets the faster
-  `MatmulAttention` (same numbers)."""
-  if mode not in FINE_TUNE_MODES:
-    raise UserInputError(f"unknown fine_tune_mode {mode!r}; choose one of "
-                         f"{', '.join(FINE_TUNE_MODES)}")
-  if adapter_type not in ADAPTER_TYPES:
-    raise UserInputError(f"unknown adapter_type {adapter_type!r}; choose "
-                         f"one of {', '.join(ADAPTER_TYPES)}")
-  if mode == "adapter":
-    if adapter_size < 1:
-      raise UserInputError(f"adapter_size must be >= 1, got {adapter_size}")
-    encoder = add_adapters(encoder, adapter_size, init_scale,
-                           adapter_type=adapter_type)
-  if (mode == "fusion") != bool(fused_adapter_sizes):
+def prepare_encoder(encoder, config):
+  """Adds adapters to a pretrained encoder as AdapterConfig `config` says
+  when its mode is "adapter", AdapterFusions of adapters of
+  `config.fused_adapter_sizes` when it is "fusion"; every mode gets the
+  faster `MatmulAttention` (same numbers)."""
+  fusion = config.fine_tune_mode == "fusion"
+  if fusion != bool(config.fused_adapter_sizes):
     raise UserInputError(
         "fine_tune_mode=fusion needs the adapter packs to fuse (fuse_packs=[..."
-        "], --fuse_packs)" if mode == "fusion" else
-        f"packs to fuse need fine_tune_mode=fusion, not {mode!r}")
-  if mode == "fusion":
-    encoder = add_adapters(encoder, init_scale=init_scale,
-                           adapter_type=adapter_type,
-                           fused_adapter_sizes=fused_adapter_sizes)
+        "], --fuse_packs)" if fusion else
+        f"packs to fuse need fine_tune_mode=fusion, not "
+        f"{config.fine_tune_mode!r}")
+  if config.leave_out and config.fine_tune_mode not in ("adapter", "fusion"):
+    raise UserInputError(f"leave_out places adapters; fine_tune_mode="
+                         f"{config.fine_tune_mode} has none: drop leave_out")
+  if config.fine_tune_mode in ("adapter", "fusion"):
+    encoder = add_adapters(encoder, config)
   return use_matmul_attention(encoder)
 
 
@@ -59,11 +48,10 @@ def _leaves(layer):
           if not list(compat.flatten_layers(l, include_self=False))]
 
 
-def set_fine_tune_mode(model, encoder, mode, top_k_layers=1):
-  """Sets `trainable` on the leaf layers of `model` for `mode`."""
-  if mode not in FINE_TUNE_MODES:
-    raise UserInputError(f"unknown fine_tune_mode {mode!r}; choose one of "
-                         f"{', '.join(FINE_TUNE_MODES)}")
+def set_fine_tune_mode(model, encoder, config):
+  """Sets `trainable` on the leaf layers of `model` for AdapterConfig
+  `config` (its mode, top_k_layers and leave_out)."""
+  mode, top_k_layers = config.fine_tune_mode, config.top_k_layers
   blocks = encoder.transformer_layers
   if mode == "top_k" and not 1 <= top_k_layers <= len(blocks):
     raise UserInputError(f"top_k_layers must be in 1..{len(blocks)}, "
@@ -79,6 +67,7 @@ def set_fine_tune_mode(model, encoder, mode, top_k_layers=1):
   if mode in ("adapter", "layer_norm", "fusion"):
     train |= {id(l) for l in _leaves(encoder)
               if isinstance(l, tf_keras.layers.LayerNormalization)}
+    train -= _left_out_norms(encoder, config.leave_out)
   if mode == "adapter":
     train |= {id(l) for a in encoder.adapters for l in _leaves(a)}
   if mode == "fusion":
@@ -94,6 +83,19 @@ def set_fine_tune_mode(model, encoder, mode, top_k_layers=1):
   for leaf in _leaves(encoder):
     leaf.trainable = id(leaf) in train
   return model
+
+
+def _left_out_norms(encoder, leave_out):
+  """ids of the LayerNorms that stay frozen with `leave_out`: those of the
+  left-out blocks, and the embeddings' when block 0 is left out."""
+  blocks = encoder.transformer_layers
+  frozen = {id(l) for i in leave_out for l in _leaves(blocks[i])}
+  if 0 in leave_out:
+    in_blocks = {id(l) for b in blocks for l in _leaves(b)}
+    frozen |= {id(l) for l in _leaves(encoder)
+               if isinstance(l, tf_keras.layers.LayerNormalization) and
+               id(l) not in in_blocks}
+  return frozen
 
 
 def parameter_report(model, encoder):

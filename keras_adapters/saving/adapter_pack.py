@@ -83,7 +83,7 @@ def read_pack(path):
 
 
 def load_adapter_pack(path, model, encoder,
-                      expected=("adapter_type", "adapter_size")):
+                      expected=("adapter_type", "adapter_size", "leave_out")):
   """Assigns the pack at `path` onto `model` (built like the one saved).
 
   Raises UserInputError, before changing anything, when the pack was trained
@@ -97,7 +97,8 @@ def load_adapter_pack(path, model, encoder,
         f"{path} was trained on another backbone (fingerprint "
         f"{config.get('fingerprint', '?')[:12]} != {fingerprint[:12]}); load it "
         "onto the encoder it was trained with")
-  model_config = getattr(encoder, "get_config", dict)()
+  adapter_config = getattr(encoder, "adapter_config", None)
+  model_config = adapter_config.to_dict() if adapter_config else {}
   for name in expected:
     if name in config and config[name] != model_config.get(name, config[name]):
       raise UserInputError(f"{path} has {name}={config[name]} but the model "
@@ -136,8 +137,14 @@ def fusion_settings(paths):
   if len(types) > 1:
     raise UserInputError(f"the packs to fuse mix adapter types ({', '.join(types)}); "
                          "fuse packs of one adapter_type")
+  leave_outs = sorted({tuple(c.get("leave_out") or ()) for c in configs})
+  if len(leave_outs) > 1:
+    raise UserInputError(f"the packs to fuse leave out different blocks "
+                         f"({', '.join(map(str, map(list, leave_outs)))}); "
+                         "fuse packs of one leave_out")
   return dict(fine_tune_mode="fusion", adapter_type=types[0],
-              fused_adapter_sizes=[c["adapter_size"] for c in configs])
+              fused_adapter_sizes=[c["adapter_size"] for c in configs],
+              leave_out=list(leave_outs[0]))
 
 
 def load_fused_adapters(paths, model, encoder):

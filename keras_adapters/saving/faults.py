@@ -11,8 +11,8 @@ It holds comma-separated points at which the process dies at once with
   write of KIND in this process, after its temp file or directory exists
   and before the rename that publishes it. KIND is `checkpoint` (a
   tf.train.CheckpointManager save), `pack` (adapter_pack.npz), `results`
-  (eval_results.txt, predictions, dev curves: `training.write_atomically`)
-  or `export` (a SavedModel).
+  (eval_results.txt, predictions, dev curves: `training.write_atomically`),
+  `export` (a SavedModel) or `trunk_cache` (data/trunk_cache.py).
 
 The line `fault injected: <point>` goes to stderr first, so a test can tell
 the injected death from any other.
@@ -25,7 +25,7 @@ from keras_adapters import compat
 
 ENV = "KERAS_ADAPTERS_FAULT"
 EXIT_CODE = 86
-KINDS = ("checkpoint", "pack", "results", "export")
+KINDS = ("checkpoint", "pack", "results", "export", "trunk_cache")
 _writes = {}  # kind -> writes of that kind seen in this process
 
 

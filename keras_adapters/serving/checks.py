@@ -73,7 +73,7 @@ def check_packs(packs, multitask=True, task_names=None):
                            "multi-task export takes adapter packs only "
                            "(export other modes one task per SavedModel)")
     for key, default in (("adapter_type", ADAPTER_TYPES[0]),
-                         ("adapter_size", None)):
+                         ("adapter_size", None), ("leave_out", [])):
       if c.get(key, default) != configs[0].get(key, default):
         raise UserInputError(f"{path}: {key} {c.get(key, default)} != "
                              f"{configs[0].get(key, default)} of {packs[0]}; "

@@ -25,7 +25,7 @@ import tf_keras
 
 from keras_adapters.saving import adapter_pack
 from keras_adapters.errors import UserInputError
-from keras_adapters.config import ADAPTER_TYPES
+from keras_adapters.config import AdapterConfig
 from keras_adapters.models.text_preprocessor import AdapterTextPreprocessor
 from keras_adapters.models.text_preprocessor import IDS
 from keras_adapters.serving import common
@@ -144,9 +144,8 @@ class MultiTaskServer(tf.Module):
         c.get("max_seq_length", 128) for c in configs)
 
     model, encoder = build_classifier(
-        pretrained.encoder, max_classes, "adapter",
-        configs[0].get("adapter_size", 64),
-        adapter_type=configs[0].get("adapter_type", ADAPTER_TYPES[0]))
+        pretrained.encoder, max_classes,
+        adapter_config=AdapterConfig.from_dict(configs[0]))
     fingerprint = adapter_pack.backbone_fingerprint(model, encoder)
     for path, c in zip(packs, configs):
       if c.get("fingerprint") != fingerprint:

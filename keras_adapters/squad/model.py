@@ -4,29 +4,27 @@ import tensorflow as tf
 import tf_keras
 from official.nlp.modeling import models
 
+from keras_adapters.config import AdapterConfig
 from keras_adapters.models import tuning
 
 
-def build_span_labeler(pretrained_encoder, fine_tune_mode="adapter",
-                       adapter_size=64, adapter_init_scale=1e-3,
-                       top_k_layers=1, adapter_type="houlsby"):
+def build_span_labeler(pretrained_encoder, adapter_config=None):
   """Returns (model, encoder): Model Garden's `BertSpanLabeler` (one dense
   layer over the sequence output -> start and end logits, as Google BERT's
-  run_squad.py) with the mode's variables set trainable.
+  run_squad.py) with the variables of `adapter_config` (an AdapterConfig;
+  default: the paper's adapters) set trainable.
 
-  Adapters are added only for `fine_tune_mode="adapter"`. The modes are those
-  of the classifier (keras_adapters.models.tuning), except that the encoder's pooler,
-  which span labeling does not use, is frozen in every mode.
-  The model maps {"input_word_ids", "input_mask", "input_type_ids"} to
-  [start_logits, end_logits], each [batch, seq_length].
+  The modes are those of the classifier (keras_adapters.models.tuning),
+  except that the encoder's pooler, which span labeling does not use, is
+  frozen in every mode. The model maps {"input_word_ids", "input_mask",
+  "input_type_ids"} to [start_logits, end_logits], each [batch, seq_length].
   """
-  encoder = tuning.prepare_encoder(pretrained_encoder, fine_tune_mode,
-                                   adapter_size, adapter_init_scale,
-                                   adapter_type)
+  adapter_config = adapter_config or AdapterConfig()
+  encoder = tuning.prepare_encoder(pretrained_encoder, adapter_config)
   model = models.BertSpanLabeler(
       encoder,
       initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02))
-  tuning.set_fine_tune_mode(model, encoder, fine_tune_mode, top_k_layers)
+  tuning.set_fine_tune_mode(model, encoder, adapter_config)
   encoder.pooler_layer.trainable = False  # no gradient reaches it
   return model, encoder
 

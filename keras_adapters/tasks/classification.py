@@ -55,7 +55,8 @@ class ClassificationTask:
   def __init__(self, source, splits, *, max_seq_length=128,
                dynamic_padding=False, bucket_by_length=False,
                group_by_length=False, eval_every_epochs=0, eval_batch_size=32,
-               predict_batch_size=32, report_train_tokens=False, name=None):
+               predict_batch_size=32, report_train_tokens=False, name=None,
+               trunk_cache_dtype=None):
     self.processor = source.processor()
     self.name = name  # the task's name in its pack (multi-task serving)
     self.examples = {split: source.read(self.processor, split)
@@ -69,6 +70,7 @@ class ClassificationTask:
     self.eval_every_epochs = eval_every_epochs
     self.report_train_tokens = report_train_tokens
     self.batch_size = dict(dev=eval_batch_size, test=predict_batch_size)
+    self.trunk_cache_dtype = trunk_cache_dtype  # None: no trunk cache
     self._stream = None
 
   def check_pack(self, config, path):
@@ -118,8 +120,19 @@ class ClassificationTask:
       self._stream = model.train_batches(
           _texts(train), [e.label for e in train], settings.train_batch_size,
           0, self.dynamic_padding, self.bucket_by_length,
-          self.group_by_length)
+          self.group_by_length, trunk_cache=self._trunk_cache_dir(
+              model, settings), trunk_cache_dtype=self.trunk_cache_dtype)
     return self._stream
+
+  def _trunk_cache_dir(self, model, settings):
+    """output_dir/trunk_cache (a worker's own directory on other workers
+    than the chief), or None without --trunk_cache."""
+    if not self.trunk_cache_dtype:
+      return None
+    from keras_adapters.training import distribute  # pylint: disable=g-import-not-at-top
+    return os.path.join(distribute.worker_dir(model.distribute_strategy,
+                                              settings.output_dir),
+                        "trunk_cache")
 
   def train_callbacks(self, model, settings, steps_per_epoch, chief):
     """The dev curve (dev_curve.jsonl) with --eval_every_epochs; the

@@ -87,10 +87,8 @@ class SquadTask:
 
   def build_model(self, pretrained, settings):
     from keras_adapters.squad import model as squad_model  # pylint: disable=g-import-not-at-top
-    return squad_model.build_span_labeler(
-        pretrained.encoder, settings.fine_tune_mode, settings.adapter_size,
-        settings.adapter_init_scale, settings.top_k_layers,
-        settings.adapter_type)
+    return squad_model.build_span_labeler(pretrained.encoder,
+                                          settings.adapter_config())
 
   def compile(self, model, settings, total_steps):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -131,11 +129,7 @@ class SquadTask:
     del model
     return dict(
         task_name="squad", version_2_with_negative=self.options.version_2,
-        fine_tune_mode=settings.fine_tune_mode,
-        adapter_type=settings.adapter_type,
-        adapter_size=settings.adapter_size,
-        adapter_init_scale=settings.adapter_init_scale,
-        top_k_layers=settings.top_k_layers, model=pretrained.description,
+        **settings.adapter_config().to_dict(), model=pretrained.description,
         do_lower_case=pretrained.do_lower_case, **self.options.window)
 
   def after_training(self, model, encoder, settings, step, chief, strategy):

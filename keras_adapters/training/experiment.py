@@ -42,6 +42,7 @@ class Settings:
   export_dir: str = None
   fuse_packs: tuple = ()
   fused_adapter_sizes: tuple = ()
+  leave_out: tuple = ()
 
   @classmethod
   def from_flags(cls, flag_values):
@@ -51,6 +52,8 @@ class Settings:
               for f in dataclasses.fields(cls)}
     values["fuse_packs"] = tuple(values["fuse_packs"] or ())
     values["fused_adapter_sizes"] = ()
+    values["leave_out"] = AdapterConfig(
+        leave_out=values["leave_out"] or ()).leave_out
     values["learning_rate"] = (flag_values.learning_rate or
                                DEFAULT_LEARNING_RATES[values["fine_tune_mode"]])
     return cls(**values)
@@ -66,7 +69,8 @@ def with_fusion_settings(settings):
   fusion = fusion_settings(settings.fuse_packs)
   return dataclasses.replace(
       settings, adapter_type=fusion["adapter_type"],
-      fused_adapter_sizes=tuple(fusion["fused_adapter_sizes"]))
+      fused_adapter_sizes=tuple(fusion["fused_adapter_sizes"]),
+      leave_out=tuple(fusion["leave_out"]))
 
 
 def with_pack_settings(settings, check_task):
