@@ -204,3 +204,10 @@ def test_driver_resumes_from_its_cache_after_a_kill(driver, mrpc_subset,
   assert (tmp_path / "a/eval_results.txt").read_text() == (
       out / "eval_results.txt").read_text()
   assert '"leave_out": [0, 1, 2]' in str(a["__config__"])
+
+
+def test_trunk_cache_needs_texts_not_a_dataset_or_ids():
+  clf = _classifier()
+  texts = tf.data.Dataset.from_tensor_slices((["a b"] * 4, [0, 1] * 2))
+  with pytest.raises(UserInputError, match="trunk_cache needs the texts"):
+    clf.fit(texts.batch(2), trunk_cache=True, verbose=0)

@@ -339,6 +339,11 @@ class AdapterTextClassifier(models.BertClassifier):
     later runs; `trunk_cache_dtype` "float16" halves their memory."""
     dynamic_padding = self._pads_dynamically(dynamic_padding,
                                              bucket_by_length)
+    if trunk_cache and (self.preprocessor is None or isinstance(
+        x, tf.data.Dataset) or task_inputs.holds_ids(x)):
+      raise UserInputError("trunk_cache needs the texts as lists or arrays "
+                           "(fit(texts, labels, trunk_cache=True)), not a "
+                           "dataset or token ids")
     if self.preprocessor is None or task_inputs.holds_ids(x):
       return super().fit(x, y, batch_size=batch_size, epochs=epochs,
                          validation_data=validation_data,

@@ -13,7 +13,11 @@ Signatures:
 * ``serving_default``: ``task``, ``text_a``, ``text_b`` (tf.string [batch];
   ``text_b`` is ignored for single-sentence tasks, pass "");
 * ``serving_ids``: ``task`` + ``input_word_ids``/``input_mask``/
-  ``input_type_ids`` (tf.int32 [batch, seq_len]).
+  ``input_type_ids`` (tf.int32 [batch, seq_len]);
+* ``serving_fanout`` (when the packs leave out blocks 0..k-1, a shared
+  frozen trunk): ``tasks`` (tf.string [num_tasks]), ``text_a``, ``text_b``
+  ([batch]): every task on every text, the trunk computed once per text;
+  each output gains a task axis: [batch, num_tasks, ...].
 Outputs: ``logits``/``probabilities`` [batch, max classes] (padded with 0),
 ``label`` (tf.string), ``score`` (top probability or regression value),
 ``num_classes`` (tf.int32, 1 for regression).
@@ -143,9 +147,13 @@ class MultiTaskServer(tf.Module):
     self.max_seq_length = max_seq_length or max(
         c.get("max_seq_length", 128) for c in configs)
 
-    model, encoder = build_classifier(
-        pretrained.encoder, max_classes,
-        adapter_config=AdapterConfig.from_dict(configs[0]))
+    adapter_config = AdapterConfig.from_dict(configs[0])
+    model, encoder = build_classifier(pretrained.encoder, max_classes,
+                                      adapter_config=adapter_config)
+    # The tasks share blocks 0..k-1 (no adapters, frozen LayerNorms): the
+    # fan-out signature computes them once per text for all its tasks.
+    self.trunk_depth = adapter_config.trunk_depth
+    encoder.set_frozen_trunk(self.trunk_depth)
     fingerprint = adapter_pack.backbone_fingerprint(model, encoder)
     for path, c in zip(packs, configs):
       if c.get("fingerprint") != fingerprint:
@@ -186,11 +194,14 @@ class MultiTaskServer(tf.Module):
     with tf.control_dependencies([check]):
       return tf.identity(ids)
 
-  def _outputs(self, ids, word_ids, mask, type_ids):
+  def _outputs(self, ids, word_ids, mask, type_ids, trunk_output=None):
+    inputs = dict(input_word_ids=word_ids, input_mask=mask,
+                  input_type_ids=type_ids)
+    if trunk_output is not None:
+      inputs["trunk_output"] = trunk_output
     self._context.task_ids = ids
     try:
-      logits = self._model.value(dict(input_word_ids=word_ids, input_mask=mask,
-                               input_type_ids=type_ids), training=False)
+      logits = self._model.value(inputs, training=False)
     finally:
       self._context.task_ids = None
     is_reg = tf.gather(tf.constant(self.is_regression), ids)
@@ -225,6 +236,41 @@ class MultiTaskServer(tf.Module):
     packed = [tf.where(pair, two[k], one[k]) for k in IDS]
     return self._outputs(ids, *packed)
 
+  def serve_fanout(self, tasks, text_a, text_b):
+    """Every task of `tasks` [N] on every text [B]: outputs [B, N, ...].
+    The shared trunk runs once per text (per packing: single texts and
+    pairs), the upper blocks once per (text, task)."""
+    tasks, text_a, text_b = common.rank_checked(tasks, text_a, text_b)
+    check = tf.debugging.assert_equal(
+        tf.size(text_a), tf.size(text_b),
+        message="text_a and text_b must have the same batch size")
+    with tf.control_dependencies([check]):
+      ids = self.task_ids(tasks)
+    pair = tf.gather(tf.constant(self.is_pair), ids)
+    packed = [self.preprocessor(text_a), self.preprocessor(text_a, text_b)]
+    trunk = [self._trunk_if(tf.reduce_any(tf.equal(pair, bool(p))), packed[p])
+             for p in (0, 1)]
+    rows = tf.repeat(pair, tf.size(text_a))  # task-major: [N * B]
+    tile = lambda t: tf.tile(t, tf.concat(
+        [[tf.size(ids)], tf.ones([tf.rank(t) - 1], tf.int32)], 0))
+    pick = lambda one, two: tf.where(
+        tf.reshape(rows, [-1] + [1] * (one.shape.rank - 1)),
+        tile(two), tile(one))
+    outputs = self._outputs(
+        tf.repeat(ids, tf.size(text_a)),
+        *[pick(packed[0][k], packed[1][k]) for k in IDS],
+        trunk_output=pick(trunk[0], trunk[1]))
+    return {k: _text_major(v, tf.size(ids), tf.size(text_a))
+            for k, v in outputs.items()}
+
+  def _trunk_if(self, needed, inputs):
+    """The trunk's output for `inputs` if `needed`, else zeros of its shape."""
+    encoder = self._model.value.encoder
+    width = encoder.get_config()["hidden_size"]
+    zeros = lambda: tf.zeros(tf.concat(
+        [tf.shape(inputs["input_word_ids"]), [width]], 0))
+    return tf.cond(needed, lambda: encoder.trunk(inputs), zeros)
+
   def serve_ids(self, task, input_word_ids, input_mask, input_type_ids):
     task, = common.rank_checked(task)
     check = tf.debugging.assert_equal(
@@ -251,7 +297,21 @@ class MultiTaskServer(tf.Module):
       result["serving_default"] = self.text_fn.get_concrete_function()
     else:
       result["serving_default"] = result["serving_ids"]
+    if include_text and self.trunk_depth:
+      self.fanout_fn = tf.function(
+          lambda tasks, text_a, text_b: self.serve_fanout(tasks, text_a,
+                                                          text_b),
+          input_signature=[text, text, text])
+      result["serving_fanout"] = self.fanout_fn.get_concrete_function()
     return result
+
+
+def _text_major(values, num_tasks, num_texts):
+  """[N * B, ...] task-major rows as [B, N, ...]."""
+  shape = tf.concat([[num_tasks, num_texts], tf.shape(values)[1:]], 0)
+  grouped = tf.reshape(values, shape)
+  order = tf.concat([[1, 0], tf.range(2, tf.rank(grouped))], 0)
+  return tf.transpose(grouped, order)
 
 
 def export_multitask(packs, export_dir, pretrained=None, max_seq_length=None,
