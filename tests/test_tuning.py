@@ -1,9 +1,12 @@
 """Fine-tuning modes: exactly which variables train; the parameter report."""
 
+import numpy as np
 import pytest
+import tf_keras
 
 from harness import minilm
 from harness import tiny_encoder
+from keras_adapters import compat
 from keras_adapters.config import AdapterConfig
 from keras_adapters.models import tuning
 from keras_adapters.models.text_classifier import build_classifier
@@ -150,3 +153,27 @@ def test_set_fine_tune_mode_errors():
                               AdapterConfig(fine_tune_mode="adapters"))
   # A rejected mode leaves the previous one in place.
   assert _names(model.trainable_variables, encoder) == EXPECTED["full"]
+
+
+@pytest.mark.parametrize("mode", ["full", "head", "adapter"])
+def test_the_encoder_passed_in_is_left_as_it_was(mode):
+  pretrained = _tiny_encoder()
+  before = [w.copy() for w in pretrained.get_weights()]
+  attention = [type(compat.self_attention(b))
+               for b in pretrained.transformer_layers]
+  model, encoder = build_classifier(pretrained, 2, mode)
+  assert encoder is not pretrained
+  assert all(l.trainable for l in compat.flatten_layers(pretrained))
+  assert [type(compat.self_attention(b))
+          for b in pretrained.transformer_layers] == attention
+  model.compile(optimizer="sgd", loss=tf_keras.losses.
+                SparseCategoricalCrossentropy(from_logits=True))
+  ids = np.full([4, 6], 5, np.int32)
+  model.fit(dict(input_word_ids=ids, input_mask=np.ones_like(ids),
+                 input_type_ids=np.zeros_like(ids)), np.array([0, 1, 0, 1]),
+            verbose=0)
+  assert all(np.array_equal(a, b)
+             for a, b in zip(before, pretrained.get_weights()))
+  if mode == "full":  # while the model's own copy trained
+    assert not all(np.array_equal(a, b)
+                   for a, b in zip(before, encoder.get_weights()))

@@ -20,6 +20,23 @@ adapter variant (houlsby_gelu_ln: exactly our trained parameters) and seed:
   hf:dynamic           transformers' DataCollatorWithPadding
   hf:group_by_length   the Trainer's LengthGroupedSampler + dynamic padding
 
+AdapterDrop, on either side (after the batching, in any order with +xla):
+  ours:<any>+dropK     --leave_out=0,...,K-1 --trunk_cache: blocks 0..K-1
+                       without adapters (their LayerNorms and, with block
+                       0, the embeddings' frozen), computed once before
+                       training (without dropout); e.g. ours:grouped+drop3
+  ours:<any>+dropK-nocache  the same leave_out without --trunk_cache
+  hf:<any>+dropK       hf_train.py --leave_out=0,...,K-1 (the adapter
+                       config's leave_out, the same LayerNorms frozen): the
+                       same trained parameters; e.g. hf:group_by_length+drop3
+Every row records its leave_out (and trunk_cache); the table's ratio lines
+compare ours' best with theirs' best at the same leave_out, and ours' best
+with a leave_out against theirs' best at full depth. Ours' trunk cache is
+computed before training starts: it is outside the epoch times (so outside
+both useful tokens/s figures) but inside the time to the end of training,
+and the row gives its seconds (trunk_cache_seconds, from the driver's
+progress bar).
+
 Tasks take their data and max_seq_length from benchmarks/paper/plan.py
 (MRPC at 128; SST-2 = its first 10,000 training rows at 64, written to
 runs/paper/data/ if missing). Each round trains every setting on every
@@ -63,6 +80,19 @@ real file):
   python -m benchmarks.adapterhub.compare --tasks MRPC --threads 1 \\
       --num_train_epochs=0.02 --settings ours:static \\
       --out /tmp/race_smoke --results /tmp/race_smoke.jsonl
+
+The AdapterDrop race (leave_out 0,1,2: ours with the trunk cache vs
+AdapterHub at the same leave_out and at full depth), on the machine alone:
+  .venv-adapterhub/bin/python -m benchmarks.adapterhub.compare \\
+      --tasks MRPC,SST-2 --rounds 1 --settings ours:grouped+drop3,\\
+hf:group_by_length+drop3,hf:group_by_length,ours:grouped
+Its smoke test (MRPC, 5 steps, 1 thread: about 1.5 min for
+ours:grouped+drop3, of which 40 s are the cache's pre-pass, 25 s for
+hf:group_by_length+drop3); both train 450,818 parameters (753,794 at full
+depth):
+  python -m benchmarks.adapterhub.compare --tasks MRPC --threads 1 \\
+      --num_train_epochs=0.05 --settings ours:grouped+drop3,\\
+hf:group_by_length+drop3 --out /tmp/race_smoke --results /tmp/race_smoke.jsonl
 """
 
 import argparse
@@ -91,8 +121,8 @@ def parse_args():
   parser.add_argument("--tasks", default="MRPC,SST-2")
   parser.add_argument("--settings", default=DEFAULT_SETTINGS,
                       help="comma-separated ours:<static|dynamic|bucketed|"
-                      "bucketed/W|grouped>[+xla] and hf:<static|dynamic|"
-                      "group_by_length>")
+                      "bucketed/W|grouped>[+xla][+dropK[-nocache]] and "
+                      "hf:<static|dynamic|group_by_length>[+dropK]")
   parser.add_argument("--rounds", type=int, default=1)
   parser.add_argument("--variant", default="houlsby_gelu_ln",
                       choices=["houlsby", "houlsby_gelu_ln"])
@@ -118,21 +148,43 @@ def parse_args():
   return parser.parse_args()
 
 
+def parse_setting(setting):
+  """dict(library, batching, xla, leave_out, trunk_cache) of a setting such
+  as 'ours:grouped+xla+drop3' (leave_out [0, 1, 2] with the trunk cache),
+  or None if it is not one."""
+  library, _, rest = setting.partition(":")
+  batching, *extras = rest.split("+")
+  parsed = dict(library=library, batching=batching, xla=False, leave_out=[],
+                trunk_cache=False)
+  buckets = batching.removeprefix("bucketed/")
+  if not (library == "ours" and (batching in OURS_FLAGS or buckets.isdigit()
+                                 and int(buckets) > 0)
+          or library == "hf" and batching in HF_PADDING):
+    return None
+  if len(set(extras)) != len(extras):
+    return None
+  for extra in extras:
+    drop = re.fullmatch(r"drop([1-9]\d*)(-nocache)?", extra)
+    if extra == "xla" and library == "ours":
+      parsed["xla"] = True
+    elif drop and not parsed["leave_out"] and (library == "ours" or
+                                               not drop[2]):
+      parsed["leave_out"] = list(range(int(drop[1])))
+      parsed["trunk_cache"] = library == "ours" and not drop[2]
+    else:
+      return None
+  return parsed
+
+
 def parse_settings(text):
   """['ours:bucketed+xla', ...], checked."""
   settings = [s.strip() for s in text.split(",") if s.strip()]
   for setting in settings:
-    library, _, batching = setting.partition(":")
-    batching = batching.removesuffix("+xla") if library == "ours" else (
-        batching)
-    buckets = batching.removeprefix("bucketed/")
-    ok = (library == "ours" and (batching in OURS_FLAGS or buckets.isdigit()
-                                 and int(buckets) > 0)
-          or library == "hf" and batching in HF_PADDING)
-    if not ok:
+    if parse_setting(setting) is None:
       sys.exit(f"compare.py: error: unknown setting {setting!r}; give "
-               "ours:<static|dynamic|bucketed|bucketed/W|grouped>[+xla] or "
-               "hf:<static|dynamic|group_by_length>")
+               "ours:<static|dynamic|bucketed|bucketed/W|grouped>[+xla]"
+               "[+dropK[-nocache]] or hf:<static|dynamic|group_by_length>"
+               "[+dropK]")
   return settings
 
 
@@ -213,21 +265,41 @@ def task_flags(task, data_dir, seq, args):
           f"--adapter_size={args.adapter_size}", f"--seed={args.seed}"]
 
 
+def leave_out_flags(parsed):
+  """run_classifier.py's / hf_train.py's --leave_out (and --trunk_cache)."""
+  if not parsed["leave_out"]:
+    return []
+  return ([f"--leave_out={','.join(map(str, parsed['leave_out']))}"] +
+          (["--trunk_cache"] if parsed["trunk_cache"] else []))
+
+
+def trunk_cache_seconds(log):
+  """Seconds the driver spent computing the trunk cache (the final line of
+  its progress bar: "N/N [===...] - 12s 3ms/example"), or None."""
+  if "Trunk cache:" not in log:
+    return None
+  bar = re.findall(r"(\d+)/\1 \[=+\] - (?:(\d+)m )?(\d+)s \S+/example",
+                   log.split("Trunk cache:", 1)[1])
+  return int(bar[-1][1] or 0) * 60 + int(bar[-1][2]) if bar else None
+
+
 def ours(task, setting, args, common):
-  batching = setting.split(":")[1].removesuffix("+xla")
+  parsed = parse_setting(setting)
   output_dir = os.path.join(args.out, f"{task.lower()}_{slug(setting)}")
   shutil.rmtree(output_dir, ignore_errors=True)  # time a fresh run
   flags = (task_flags(task, common["data_dir"], common["max_seq_length"],
                       args) + ["--do_train", "--do_eval",
                                f"--output_dir={output_dir}",
                                "--report_train_tokens"] +
-           batching_flags(batching, common["max_seq_length"]) +
-           (["--jit_compile"] if setting.endswith("+xla") else []))
+           batching_flags(parsed["batching"], common["max_seq_length"]) +
+           (["--jit_compile"] if parsed["xla"] else []) +
+           leave_out_flags(parsed))
   env = dict(TF_NUM_INTRAOP_THREADS=str(args.threads),
              TF_NUM_INTEROP_THREADS="1") if args.threads else {}
   code, start, seconds, rss = run([args.ours_python, "run_classifier.py"] +
                                   flags, output_dir + ".log", env)
   row = dict(common, setting=setting, library="keras_adapters",
+             leave_out=parsed["leave_out"], trunk_cache=parsed["trunk_cache"],
              command=" ".join([f"{k}={v}" for k, v in env.items()] +
                               ["python run_classifier.py"] + flags))
   log = open(output_dir + ".log", errors="replace").read()
@@ -245,14 +317,17 @@ def ours(task, setting, args, common):
                     if k.startswith("eval_")},
       **figures(epochs, start, float(ended[1])),
       trained_params=int(trained[1].replace(",", "")) if trained else None,
+      trunk_cache_seconds=trunk_cache_seconds(log),
       peak_rss_mb=rss, wall_seconds=round(seconds))
 
 
 def theirs(task, setting, args, common):
+  parsed = parse_setting(setting)
   log_path = os.path.join(args.out, f"{task.lower()}_{slug(setting)}.log")
   flags = task_flags(task, common["data_dir"], common["max_seq_length"],
                      args) + [f"--variant={args.variant}",
-                              f"--padding={setting.split(':')[1]}"]
+                              f"--padding={parsed['batching']}"] + (
+                                  leave_out_flags(parsed))
   if args.threads:
     flags.append(f"--num_threads={args.threads}")
   env = dict(OMP_NUM_THREADS=str(args.threads)) if args.threads else {}
@@ -260,6 +335,7 @@ def theirs(task, setting, args, common):
       [args.theirs_python, "-m", "benchmarks.adapterhub.hf_train"] + flags,
       log_path, env)
   row = dict(common, setting=setting, variant=args.variant,
+             leave_out=parsed["leave_out"], trunk_cache=False,
              command=" ".join([f"{k}={v}" for k, v in env.items()] + [
                  "python -m benchmarks.adapterhub.hf_train"] + flags))
   with open(log_path, errors="replace") as f:
@@ -322,6 +398,7 @@ def setting_summary(runs):
   """The medians of one task's and setting's runs."""
   pick = lambda key: median([r[key] for r in runs])
   return dict(setting=runs[0]["setting"], runs=len(runs),
+              leave_out=parse_setting(runs[0]["setting"])["leave_out"],
               rate=pick("useful_tokens_per_s"),
               rate_all=pick("useful_tokens_per_s_all"),
               score=median([score(r) for r in runs]),
@@ -334,23 +411,35 @@ def summaries(task, rows):
           for s in dict.fromkeys(r["setting"] for r in ok)]
 
 
-def ratio_line(task, sums):
-  """Ours' best setting / theirs' best, by median useful tokens/s."""
+def ratio_lines(task, sums):
+  """Ours' best setting / theirs' best, by median useful tokens/s, at each
+  leave_out both libraries ran (full depth: as before leave_out existed);
+  then ours' best with each leave_out / theirs' best at full depth."""
   best = {}
-  for side in ("ours:", "hf:"):
-    mine = [s for s in sums if s["setting"].startswith(side)]
-    if mine:
-      best[side] = max(mine, key=lambda s: s["rate"])
-  if len(best) < 2:
-    return []
-  a, b = best["ours:"], best["hf:"]
-  return [f"* {task}, ours best ({a['setting']}) / theirs best "
+  for s in sums:
+    key = (s["setting"].split(":")[0], tuple(s["leave_out"]))
+    if key not in best or s["rate"] > best[key]["rate"]:
+      best[key] = s
+  depths = sorted({k[1] for k in best}, key=lambda l: (len(l), l))
+  lines = [ratio_line(task + (f", leave_out {list(l)}" if l else ""),
+                      best["ours", l], best["hf", l])
+           for l in depths if ("ours", l) in best and ("hf", l) in best]
+  return lines + [
+      ratio_line(f"{task}, ours at leave_out {list(l)} vs theirs at full "
+                 "depth", best["ours", l], best["hf", ()], goal=False)
+      for l in depths if l and ("ours", l) in best and ("hf", ()) in best]
+
+
+def ratio_line(label, a, b, goal=True):
+  """One ratio line: setting summaries `a` (ours) / `b` (theirs)."""
+  return (f"* {label}, ours best ({a['setting']}) / theirs best "
           f"({b['setting']}): useful tokens/s {a['rate'] / b['rate']:.2f}x "
-          f"(goal >= 1.3x; over all training "
+          f"({'goal >= 1.3x; ' if goal else ''}over all training "
           f"{a['rate_all'] / b['rate_all']:.2f}x), dev score "
-          f"{100 * (a['score'] - b['score']):+.1f} points (goal >= -0.5), "
+          f"{100 * (a['score'] - b['score']):+.1f} points"
+          f"{' (goal >= -0.5)' if goal else ''}, "
           f"time to end of training {a['to_end'] / b['to_end']:.2f}x, peak "
-          f"RSS {a['rss'] / b['rss']:.2f}x"]
+          f"RSS {a['rss'] / b['rss']:.2f}x")
 
 
 def table(rows):
@@ -367,7 +456,7 @@ def table(rows):
               for s in summaries(task, rows)]
   lines.append("")
   for task in tasks:
-    lines += ratio_line(task, summaries(task, rows))
+    lines += ratio_lines(task, summaries(task, rows))
   return "\n".join(lines)
 
 

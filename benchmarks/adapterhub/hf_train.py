@@ -19,6 +19,16 @@ Variants: houlsby = AdapterHub's DoubleSeqBnConfig (its Houlsby config,
 swish) with reduction_factor = hidden / adapter_size; houlsby_gelu_ln = the
 same with GELU and every LayerNorm trained, i.e. the paper's (and our) setup.
 
+--leave_out=0,1,2 (AdapterDrop; run_classifier.py's --leave_out): those
+Transformer layers get no adapters (the adapter config's leave_out) and, in
+houlsby_gelu_ln, keep their LayerNorms frozen, as does the embeddings'
+LayerNorm when layer 0 is left out; so nothing trains in a left-out layer
+and both libraries train the same parameters (the JSON line's
+trained_params; ours: the driver's "trained per task" count). The left-out
+layers still run with dropout on (PyTorch autograd builds no backward
+through them, since nothing below the first adapter needs a gradient);
+ours' --trunk_cache runs them once, without dropout.
+
 Batching (--padding), the ways HF users batch: static = every batch padded
 to max_seq_length; dynamic = transformers' DataCollatorWithPadding (each
 batch padded to its longest example, no rounding: eager PyTorch on CPU gains
@@ -74,10 +84,27 @@ def parse_args():
                       choices=["houlsby", "houlsby_gelu_ln"])
   parser.add_argument("--padding", default="static",
                       choices=["static", "dynamic", "group_by_length"])
+  parser.add_argument("--leave_out", type=block_indices, default=[],
+                      help="comma-separated Transformer layers (0 = the "
+                      "lowest) without adapters, their LayerNorms frozen "
+                      "(AdapterDrop; e.g. 0,1,2); default: none")
   parser.add_argument("--num_threads", type=int, default=0,
                       help="torch threads (0: one per core)")
   parser.add_argument("--seed", type=int, default=42)
   return parser.parse_args()
+
+
+def block_indices(text):
+  """[0, 1, 2] from "0,1,2" ([] from ""): sorted, distinct, >= 0."""
+  try:
+    indices = sorted(int(t) for t in text.split(",") if t.strip())
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+        f"{text!r}: give block indices, e.g. 0,1,2") from None
+  if any(i < 0 for i in indices) or len(set(indices)) != len(indices):
+    raise argparse.ArgumentTypeError(
+        f"{text!r}: give distinct block indices >= 0, e.g. 0,1,2")
+  return indices
 
 
 def encode(tokenizer, examples, seq, labels, is_regression, pad=True):
@@ -132,17 +159,35 @@ def build_model(args, num_labels):
       problem_type="regression" if num_labels == 1 else
       "single_label_classification")
   adapters.init(model)
-  hidden = model.config.hidden_size
+  hidden, layers = model.config.hidden_size, model.config.num_hidden_layers
+  if args.leave_out and (args.leave_out[-1] >= layers or
+                         len(args.leave_out) == layers):
+    sys.exit(f"hf_train.py: error: --leave_out {args.leave_out}: the model "
+             f"has layers 0-{layers - 1}; leave at least one with adapters")
   config = adapters.DoubleSeqBnConfig(
       reduction_factor=hidden / args.adapter_size,
-      non_linearity="swish" if args.variant == "houlsby" else "gelu")
+      non_linearity="swish" if args.variant == "houlsby" else "gelu",
+      leave_out=list(args.leave_out))
   model.add_adapter("task", config=config)
   model.train_adapter("task")  # freezes the encoder, adapters train
+  frozen = left_out_prefixes(args.leave_out)
   for name, param in model.named_parameters():
     if ".pooler." in name or (args.variant == "houlsby_gelu_ln" and
-                              "LayerNorm" in name):
+                              "LayerNorm" in name and
+                              not name.startswith(frozen)):
       param.requires_grad = True
+  for name, param in model.named_parameters():
+    if name.startswith(frozen) and param.requires_grad:
+      sys.exit(f"hf_train.py: error: {name} trains in a left-out layer")
   return model
+
+
+def left_out_prefixes(leave_out):
+  """The parameter-name prefixes in which nothing trains with `leave_out`:
+  the left-out layers, and the embeddings (their LayerNorm) when layer 0 is
+  one of them."""
+  return tuple([f"bert.encoder.layer.{i}." for i in leave_out] +
+               (["bert.embeddings."] if 0 in leave_out else []))
 
 
 def optimizer_and_schedule(model, args, total_steps):
@@ -208,7 +253,7 @@ def main():
   args = parse_args()
   import torch
   from transformers import BertTokenizerFast
-  glue, metrics = repo_module("data.glue"), repo_module("metrics")
+  glue, metrics = repo_module("data.glue"), repo_module("tasks.metrics")
   torch.manual_seed(args.seed)
   torch.set_num_threads(args.num_threads or os.cpu_count())
   processor = glue.get_processor(args.task_name)
@@ -223,6 +268,8 @@ def main():
   model = build_model(args, 1 if processor.is_regression else
                       len(processor.labels))
   trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+  print(f"Parameters: trained {trained:,} (leave_out {args.leave_out})",
+        flush=True)
   backbone = sum(p.numel() for n, p in model.bert.named_parameters()
                  if "adapter" not in n)
   steps_per_epoch = len(train_examples) // args.train_batch_size
@@ -240,6 +287,7 @@ def main():
       train_end_unix=train_end_unix, padding=args.padding,
       threads=torch.get_num_threads(),
       trained_params=trained, backbone_params=backbone,
+      leave_out=args.leave_out,
       peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
                         / 1024),
       torch=torch.__version__,

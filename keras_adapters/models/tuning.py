@@ -21,13 +21,14 @@ from keras_adapters.layers.adapter_fusion import AdapterFusion
 from keras_adapters.layers.matmul_attention import use_matmul_attention
 from keras_adapters.networks.adapter_bert_encoder import AdapterBertEncoder
 from keras_adapters.networks.adapter_bert_encoder import add_adapters
+from keras_adapters.networks.adapter_bert_encoder import copy_encoder
 
 
 def prepare_encoder(encoder, config):
-  """Adds adapters to a pretrained encoder as AdapterConfig `config` says
-  when its mode is "adapter", AdapterFusions of adapters of
-  `config.fused_adapter_sizes` when it is "fusion"; every mode gets the
-  faster `MatmulAttention` (same numbers)."""
+  """A new encoder for AdapterConfig `config` from a pretrained one (left
+  as it is): with adapters when its mode is "adapter", AdapterFusions of
+  adapters of `config.fused_adapter_sizes` when it is "fusion", else a
+  copy; every mode gets the faster `MatmulAttention` (same numbers)."""
   fusion = config.fine_tune_mode == "fusion"
   if fusion != bool(config.fused_adapter_sizes):
     raise UserInputError(
@@ -40,6 +41,8 @@ def prepare_encoder(encoder, config):
                          f"{config.fine_tune_mode} has none: drop leave_out")
   if config.fine_tune_mode in ("adapter", "fusion"):
     encoder = add_adapters(encoder, config)
+  else:  # what trains and the attention class change on a copy
+    encoder = copy_encoder(encoder)
   return use_matmul_attention(encoder)
 
 

@@ -147,6 +147,19 @@ def backbone_config(encoder):
   return config
 
 
+def copy_encoder(encoder):
+  """A new encoder of `encoder`'s class, configuration and weights (what a
+  model trains or rewires is then its own, not the caller's)."""
+  build_encoder(encoder)
+  config = backbone_config(encoder)
+  if isinstance(encoder, AdapterBertEncoder):
+    config.update(adapter_config=encoder.adapter_config,
+                  adapter_activation=encoder.get_config()["adapter_activation"])
+  new = build_encoder(type(encoder)(**config))
+  new.set_weights(encoder.get_weights())
+  return new
+
+
 def add_adapters(encoder, adapter_config=None, activation="gelu", **config):
   """Returns an `AdapterBertEncoder` carrying `encoder`'s pretrained weights.
 

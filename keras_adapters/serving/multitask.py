@@ -247,29 +247,37 @@ class MultiTaskServer(tf.Module):
     with tf.control_dependencies([check]):
       ids = self.task_ids(tasks)
     pair = tf.gather(tf.constant(self.is_pair), ids)
-    packed = [self.preprocessor(text_a), self.preprocessor(text_a, text_b)]
-    trunk = [self._trunk_if(tf.reduce_any(tf.equal(pair, bool(p))), packed[p])
-             for p in (0, 1)]
+    packed = [self._packed_if(tf.reduce_any(tf.equal(pair, is_pair)), text_a,
+                              text_b if is_pair else None)
+              for is_pair in (False, True)]
     rows = tf.repeat(pair, tf.size(text_a))  # task-major: [N * B]
     tile = lambda t: tf.tile(t, tf.concat(
         [[tf.size(ids)], tf.ones([tf.rank(t) - 1], tf.int32)], 0))
-    pick = lambda one, two: tf.where(
-        tf.reshape(rows, [-1] + [1] * (one.shape.rank - 1)),
-        tile(two), tile(one))
-    outputs = self._outputs(
-        tf.repeat(ids, tf.size(text_a)),
-        *[pick(packed[0][k], packed[1][k]) for k in IDS],
-        trunk_output=pick(trunk[0], trunk[1]))
+    pick = lambda key: tf.where(
+        tf.reshape(rows, [-1] + [1] * (packed[0][key].shape.rank - 1)),
+        tile(packed[1][key]), tile(packed[0][key]))
+    outputs = self._outputs(tf.repeat(ids, tf.size(text_a)),
+                            *[pick(k) for k in IDS],
+                            trunk_output=pick("trunk_output"))
     return {k: _text_major(v, tf.size(ids), tf.size(text_a))
             for k, v in outputs.items()}
 
-  def _trunk_if(self, needed, inputs):
-    """The trunk's output for `inputs` if `needed`, else zeros of its shape."""
+  def _packed_if(self, needed, text_a, text_b):
+    """The token ids of the texts (pairs when `text_b` is given) and the
+    trunk's output on them if `needed`, else zeros of their shapes."""
     encoder = self._model.value.encoder
     width = encoder.get_config()["hidden_size"]
-    zeros = lambda: tf.zeros(tf.concat(
-        [tf.shape(inputs["input_word_ids"]), [width]], 0))
-    return tf.cond(needed, lambda: encoder.trunk(inputs), zeros)
+
+    def packed():
+      inputs = self.preprocessor(text_a, text_b)
+      return dict(inputs, trunk_output=encoder.trunk(inputs))
+
+    def zeros():
+      shape = tf.stack([tf.size(text_a), self.max_seq_length])
+      return dict({k: tf.zeros(shape, tf.int32) for k in IDS},
+                  trunk_output=tf.zeros(tf.concat([shape, [width]], 0)))
+
+    return tf.cond(needed, packed, zeros)
 
   def serve_ids(self, task, input_word_ids, input_mask, input_type_ids):
     task, = common.rank_checked(task)
