@@ -14,6 +14,20 @@ FINE_TUNE_MODES = ("adapter", "full", "top_k", "layer_norm", "head", "fusion")
 ADAPTER_TYPES = ("houlsby", "pfeiffer", "parallel")
 
 
+def _field(default, flag_help, choices=None):
+  """A field that is also a command-line flag of the drivers, with its help
+  (and its choices, for an enumeration): cli/driver_flags.py defines the
+  flags from these."""
+  return dataclasses.field(default=default, metadata=dict(
+      flag_help=flag_help, choices=choices))
+
+
+def flag_fields():
+  """The AdapterConfig fields that are driver flags."""
+  return [f for f in dataclasses.fields(AdapterConfig)
+          if "flag_help" in f.metadata]
+
+
 @dataclasses.dataclass(frozen=True)
 class AdapterConfig:
   """What a model trains and where its adapters go: the settings a pack
@@ -32,13 +46,23 @@ class AdapterConfig:
   a frozen trunk whose outputs training can compute once
   (`trunk_depth`; keras_adapters/data/trunk_cache.py).
   """
-  fine_tune_mode: str = "adapter"
-  adapter_type: str = "houlsby"
-  adapter_size: int = 64
-  adapter_init_scale: float = 1e-3
-  top_k_layers: int = 1
+  fine_tune_mode: str = _field(
+      "adapter", "What trains (see keras_adapters/models/tuning.py).",
+      FINE_TUNE_MODES)
+  adapter_type: str = _field(
+      "houlsby", "Where adapters go: houlsby = the paper's two per block "
+      "(after attention and FFN), pfeiffer = one after the FFN (Pfeiffer et "
+      "al., 2021), parallel = one beside the FFN, update x4 (He et al., "
+      "2022).", ADAPTER_TYPES)
+  adapter_size: int = _field(64, "Adapter bottleneck size m.")
+  adapter_init_scale: float = _field(1e-3, "Std of the adapters' init.")
+  top_k_layers: int = _field(1, "Blocks trained in top_k mode.")
+  # Set from the fused packs (--fuse_packs), not a flag of its own.
   fused_adapter_sizes: tuple = ()
-  leave_out: tuple = ()
+  leave_out: tuple = _field(
+      (), "Blocks (0 = the lowest) without adapters, their LayerNorms "
+      "frozen (AdapterHub's leave_out; AdapterDrop). E.g. 0,1,2: blocks 0-2 "
+      "become a frozen trunk (see --trunk_cache). Recorded in the pack.")
 
   def __post_init__(self):
     object.__setattr__(self, "fused_adapter_sizes",

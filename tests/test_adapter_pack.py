@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import tf_keras
 
+import harness
 from harness import tiny_encoder
+from keras_adapters.config import AdapterConfig
 from keras_adapters.saving import adapter_pack
 from keras_adapters.models.text_classifier import build_classifier
 from keras_adapters.errors import UserInputError
@@ -181,3 +183,23 @@ def test_pfeiffer_pack_round_trip_and_a_houlsby_pack_fails(backbone, trained,
   with pytest.raises(UserInputError, match="adapter_type=houlsby but the "
                      "model has pfeiffer"):
     adapter_pack.load_adapter_pack(houlsby, fresh, fresh_encoder)
+
+
+def test_a_pack_written_before_leave_out_loads_and_predicts_as_then():
+  """tests/data/pack_1e49bb6: a pack of a tiny seeded BERT written by the
+  code of commit 1e49bb6 (before leave_out), with the logits that code gave
+  (make_pack.py there, run in a checkout of 1e49bb6)."""
+  folder = harness.REPO / "tests" / "data" / "pack_1e49bb6"
+  path = str(folder / "adapter_pack.npz")
+  expected = json.loads((folder / "expected.json").read_text())
+  config, _ = adapter_pack.read_pack(path)
+  assert "leave_out" not in config and expected["commit"] == "1e49bb6"
+  backbone = harness.tiny_encoder(max_sequence_length=16,
+                                  inner_activation="gelu", seed=5)
+  model, encoder = build_classifier(
+      backbone, len(config["labels"]),
+      adapter_config=AdapterConfig.from_dict(config))
+  adapter_pack.load_adapter_pack(path, model, encoder)
+  inputs = {k: np.array(v, np.int32) for k, v in expected["inputs"].items()}
+  np.testing.assert_allclose(model(inputs, training=False).numpy(),
+                             expected["logits"], atol=1e-6)

@@ -1,5 +1,6 @@
 """keras_adapters.config: AdapterConfig and the enumerations, TF-free."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import pytest
 from harness import REPO
 from harness import subprocess_env
 from keras_adapters.config import ADAPTER_CONFIG_KEYS
+from keras_adapters.config import ADAPTER_TYPES
 from keras_adapters.config import AdapterConfig
 from keras_adapters.errors import UserInputError
 
@@ -53,3 +55,20 @@ def test_importing_the_config_does_not_load_tensorflow():
       cwd=REPO, env=subprocess_env(), capture_output=True, text=True,
       timeout=120, check=True)
   assert result.stdout.strip() == "False"
+
+
+def test_the_drivers_adapter_flags_are_the_config_fields():
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from keras_adapters.cli import driver_flags  # pylint: disable=g-import-not-at-top
+  values = flags.FlagValues()
+  driver_flags.define_adapter_config_flags(values)
+  values(["prog", "--fine_tune_mode=top_k", "--top_k_layers=2",
+          "--leave_out=0,1", "--adapter_init_scale=0.01"])
+  config = AdapterConfig.from_dict(values.flag_values_dict())
+  assert config == AdapterConfig(fine_tune_mode="top_k", top_k_layers=2,
+                                 leave_out=(0, 1), adapter_init_scale=0.01)
+  names = {f.name for f in dataclasses.fields(AdapterConfig)}
+  assert set(values) == names - {"fused_adapter_sizes"}
+  assert values["adapter_type"].parser.enum_values == list(ADAPTER_TYPES)
+  with pytest.raises(flags.IllegalFlagValueError):
+    values(["prog", "--fine_tune_mode=bogus"])

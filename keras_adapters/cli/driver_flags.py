@@ -7,9 +7,8 @@ import tempfile
 from absl import flags
 from absl import logging
 
-from keras_adapters.config import ADAPTER_TYPES
 from keras_adapters.config import AdapterConfig
-from keras_adapters.config import FINE_TUNE_MODES
+from keras_adapters.config import flag_fields
 from keras_adapters.errors import UserInputError
 
 FLAGS = flags.FLAGS
@@ -30,22 +29,7 @@ def define_common_flags(output_dir_help):
   flags.DEFINE_integer("save_checkpoints_steps", 1000, "Checkpoint interval.")
   define_batching_flags()
   define_distribution_flags()
-  flags.DEFINE_enum("fine_tune_mode", FINE_TUNE_MODES[0],
-                    list(FINE_TUNE_MODES),
-                    "What trains (see keras_adapters/models/tuning.py).")
-  flags.DEFINE_enum("adapter_type", "houlsby", list(ADAPTER_TYPES),
-                    "Where adapters go: houlsby = the paper's two per block "
-                    "(after attention and FFN), pfeiffer = one after the FFN "
-                    "(Pfeiffer et al., 2021), parallel = one beside the FFN, "
-                    "update x4 (He et al., 2022).")
-  flags.DEFINE_integer("adapter_size", 64, "Adapter bottleneck size m.")
-  flags.DEFINE_float("adapter_init_scale", 1e-3, "Std of the adapters' init.")
-  flags.DEFINE_integer("top_k_layers", 1, "Blocks trained in top_k mode.")
-  flags.DEFINE_list("leave_out", [], "Blocks (0 = the lowest) without "
-                    "adapters, their LayerNorms frozen (AdapterHub's "
-                    "leave_out; AdapterDrop). E.g. 0,1,2: blocks 0-2 become "
-                    "a frozen trunk (see --trunk_cache). Recorded in the "
-                    "pack.")
+  define_adapter_config_flags()
   flags.DEFINE_integer("seed", 42, "Random seed (init, dropout, data order).")
   flags.DEFINE_bool("deterministic", False, "Enable TF op determinism "
                     "(bit-identical reruns on GPU; on CPU one --seed already "
@@ -157,6 +141,23 @@ def define_model_flags():
   flags.DEFINE_string("hub_module", None, "TF Hub BERT SavedModel dir/handle.")
   flags.DEFINE_string("vocab_file", None, "Defaults to the model's vocab.txt.")
   flags.DEFINE_bool("do_lower_case", None, "Defaults to the model's casing.")
+
+
+def define_adapter_config_flags(flag_values=FLAGS):
+  """One flag per AdapterConfig field that is a flag (config.flag_fields),
+  its default, choices and help from the field."""
+  for field in flag_fields():
+    args = (field.name, field.default, field.metadata["flag_help"])
+    if field.metadata["choices"]:
+      flags.DEFINE_enum(field.name, field.default,
+                        list(field.metadata["choices"]), args[2],
+                        flag_values=flag_values)
+    elif field.type is tuple:
+      flags.DEFINE_list(field.name, list(field.default), args[2],
+                        flag_values=flag_values)
+    else:
+      define = {int: flags.DEFINE_integer, float: flags.DEFINE_float}
+      define[field.type](*args, flag_values=flag_values)
 
 
 def check_common_flags():
