@@ -17,6 +17,7 @@ import datetime
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -44,6 +45,12 @@ def command_flags(command):
 
 
 def run_driver(row, output_dir):
+  """The row's command, trained from scratch into `output_dir` (an output
+  dir with checkpoints would only be evaluated again: refused)."""
+  if os.path.exists(output_dir):
+    raise SystemExit(f"{output_dir} exists: a re-run there would resume "
+                     "from its checkpoints instead of training; remove it "
+                     "or give another --output_dir")
   args = shlex.split(row["command"])[1:]
   args = [a for a in args if not a.startswith("--output_dir=")]
   args.append(f"--output_dir={output_dir}")
@@ -97,8 +104,10 @@ def main():
   row = stored_row(args.name)
   start = time.time()
   if args.path == "driver":
-    output_dir = args.output_dir or os.path.join(REPO, "runs", "repro",
-                                                 args.name)
+    output_dir = args.output_dir
+    if output_dir is None:  # the default place is this script's: cleared
+      output_dir = os.path.join(REPO, "runs", "repro", args.name)
+      shutil.rmtree(output_dir, ignore_errors=True)
     metrics = run_driver(row, output_dir)
   else:
     metrics = run_fit(row)

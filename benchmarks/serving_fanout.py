@@ -13,6 +13,7 @@ interleaved, in rounds (median seconds), and checks that both give the same
 probabilities. Throughput counts answers (text, task pairs) per second.
 
   python -m benchmarks.serving_fanout --out benchmarks/results/serving_fanout.jsonl
+  python -m benchmarks.serving_fanout --table benchmarks/results/serving_fanout.jsonl
 """
 
 import argparse
@@ -86,11 +87,32 @@ def parse_args():
   parser.add_argument("--max_seq_length", type=int, default=64)
   parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--out", default=None, help="results .jsonl to append")
+  parser.add_argument("--table", default=None, help="print the newest run "
+                      "of this results file as a markdown table, and stop")
   return parser.parse_args()
+
+
+def print_table(path):
+  with open(path) as f:
+    run = [json.loads(line) for line in f if line.strip()][-1]
+  print(f"{run['cpu']}, {run['cpus']} cores; batch of {run['rows'][0]['texts']}"
+        f" SST-2 dev sentences, max_seq_length {run['max_seq_length']}, "
+        f"median of {run['rounds']} rounds ({run['finished'][:10]})\n")
+  print("| k | tasks | fan-out answers/s | routed answers/s | speed-up | "
+        "max abs diff |")
+  print("|---|---|---|---|---|---|")
+  for r in run["rows"]:
+    print(f"| {r['trunk_depth']} | {r['tasks']} | "
+          f"{r['answers_per_second']['fanout']} | "
+          f"{r['answers_per_second']['routed']} | {r['speedup']:.2f}x | "
+          f"{r['max_abs_diff']:.0e} |")
 
 
 def main():
   args = parse_args()
+  if args.table:
+    print_table(args.table)
+    return
   start = time.time()
   pretrained = load_pretrained()
   texts = dev_texts("sst-2", args.batch_size)[0]

@@ -22,6 +22,7 @@ import pytest
 
 import harness
 from harness import GLUE_DIR
+from keras_adapters.config import AdapterConfig
 
 MRPC = GLUE_DIR / "MRPC"
 ROWS = dict(train=160, dev=100, test=40)  # real rows, from the top

@@ -427,7 +427,28 @@ def ratio_lines(task, sums):
   return lines + [
       ratio_line(f"{task}, ours at leave_out {list(l)} vs theirs at full "
                  "depth", best["ours", l], best["hf", ()], goal=False)
-      for l in depths if l and ("ours", l) in best and ("hf", ()) in best]
+      for l in depths if l and ("ours", l) in best and ("hf", ()) in best
+  ] + own_ratio_lines(task, sums)
+
+
+def own_ratio_lines(task, sums):
+  """Ours against ours: with leave_out, the trunk cache / no cache, and the
+  cached setting / full depth (same batching), by median useful tokens/s."""
+  ours = {s["setting"]: s for s in sums if s["setting"].startswith("ours:")}
+  lines = []
+  for name, s in ours.items():
+    if "+drop" not in name or name.endswith("-nocache"):
+      continue
+    base = name.split("+drop")[0]
+    for other, what in ((f"{name}-nocache", "the trunk cache / no cache"),
+                        (base, "leave_out with the cache / full depth")):
+      if other in ours:
+        lines.append(
+            f"* {task}, ours, {what}: {name} / {other}: useful tokens/s "
+            f"{s['rate'] / ours[other]['rate']:.2f}x, dev score "
+            f"{100 * (s['score'] - ours[other]['score']):+.1f} points, time "
+            f"to end of training {s['to_end'] / ours[other]['to_end']:.2f}x")
+  return lines
 
 
 def ratio_line(label, a, b, goal=True):

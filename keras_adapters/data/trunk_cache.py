@@ -98,7 +98,7 @@ def compute_states(model, features, depth, dtype="float32", verbose=1):
   trunk = tf.function(encoder.trunk, reduce_retracing=True)
   rows = [None] * len(lengths)
   progress = tf_keras.utils.Progbar(
-      len(lengths), verbose=verbose if os.isatty(1) else min(verbose, 2),
+      len(lengths), verbose=verbose if os.isatty(1) else 2 * bool(verbose),
       unit_name="example")
   for start in range(0, len(order), _BATCH):
     index = order[start:start + _BATCH]

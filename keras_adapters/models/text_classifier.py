@@ -8,24 +8,24 @@ import tf_keras
 from official.nlp.modeling import models
 from official.nlp.modeling import networks
 
-from keras_adapters.saving import adapter_pack
-from keras_adapters.training import distribute
-from keras_adapters.training import precision
-from keras_adapters.training import optimizers
-from keras_adapters.models import tuning
-from keras_adapters.data import bucketing
-from keras_adapters.data import features
-from keras_adapters.data import trunk_cache as trunk_cache_lib
-from keras_adapters.data import glue
-from keras_adapters.data.limits import check_max_seq_length
 from keras_adapters import compat
 from keras_adapters.config import AdapterConfig
 from keras_adapters.config import check_task_name
+from keras_adapters.data import features
+from keras_adapters.data import glue
+from keras_adapters.data import text_batches
+from keras_adapters.data import trunk_cache as trunk_cache_lib
+from keras_adapters.data.limits import check_max_seq_length
 from keras_adapters.errors import UserInputError
 from keras_adapters.models import task_inputs
+from keras_adapters.models import tuning
 from keras_adapters.models.text_preprocessor import AdapterTextPreprocessor
 from keras_adapters.networks.adapter_bert_encoder import backbone_config
 from keras_adapters.networks.adapter_bert_encoder import build_encoder
+from keras_adapters.saving import adapter_pack
+from keras_adapters.training import distribute
+from keras_adapters.training import optimizers
+from keras_adapters.training import precision
 
 
 def _task_facts(task_name, num_classes, labels, regression):
@@ -243,7 +243,8 @@ class AdapterTextClassifier(models.BertClassifier):
     texts_a, texts_b = self._texts(x)
     steps = task_inputs.check_training_size(len(texts_a), y, batch_size)
     labels = task_inputs.encode(y, self.task_config)
-    self._check_batching(bucket_by_length, group_by_length)
+    text_batches.check_batching(bucket_by_length, group_by_length,
+                                self.distribute_strategy)
     tokenized = features.tokenize(self.preprocessor, texts_a, texts_b)
     states = None
     if trunk_cache:
@@ -251,45 +252,12 @@ class AdapterTextClassifier(models.BertClassifier):
           self, tokenized, trunk_cache_dtype,
           path=None if trunk_cache is True else str(trunk_cache))
       self.train_function = None  # traced again, from the trunk's output
-      tokenized = dict(tokenized, example_index=np.arange(len(texts_a)))
-    examples = features.text_examples(texts_a, texts_b, labels,
-                                      self.preprocessor,
-                                      is_regression=self.is_regression,
-                                      tokenized=tokenized)
-    if group_by_length:
-      ds = bucketing.grouped_batches(examples, len(texts_a), batch_size,
-                                     self.seed)
-    elif bucket_by_length:
-      ds, steps = self._bucketed(examples, len(texts_a), batch_size,
-                                 bucket_by_length)
-    else:
-      ds = features.batched(examples, len(texts_a), batch_size,
-                            is_training=True, seed=self.seed,
-                            drop_remainder=True, repeat=True,
-                            dynamic_padding=dynamic_padding)
-    if states is not None:
-      ds = trunk_cache_lib.batches_from_states(ds, states)
-    ds = ds.prefetch(tf.data.AUTOTUNE)
-    return (ds.skip(skip) if skip else ds), steps
-
-  def _check_batching(self, bucket_by_length, group_by_length):
-    if bucket_by_length and group_by_length:
-      raise UserInputError("give bucket_by_length or group_by_length, not "
-                           "both")
-    if group_by_length and isinstance(self.distribute_strategy,
-                                      tf.distribute.TPUStrategy):
-      raise UserInputError("group_by_length makes batch shapes vary, which "
-                           "TPUs cannot run; use bucket_by_length")
-
-  def _bucketed(self, examples, num_examples, batch_size, boundaries):
-    boundaries = bucketing.boundaries_for(
-        self.preprocessor.max_seq_length,
-        None if boundaries is True else boundaries)
-    steps = bucketing.steps_per_epoch(bucketing.example_lengths(examples),
-                                      boundaries, batch_size)
-    ds = bucketing.training_batches(examples, num_examples, boundaries,
-                                    batch_size, self.seed)
-    return ds, steps
+    ds, bucket_steps = text_batches.training_batches(
+        tokenized, labels, self.preprocessor, batch_size,
+        is_regression=self.is_regression, seed=self.seed,
+        dynamic_padding=dynamic_padding, bucket_by_length=bucket_by_length,
+        group_by_length=group_by_length, trunk_states=states)
+    return (ds.skip(skip) if skip else ds), bucket_steps or steps
 
   def _eval_batches(self, x, y=None, batch_size=32, pad=True,
                     dynamic_padding=None):
@@ -300,14 +268,10 @@ class AdapterTextClassifier(models.BertClassifier):
       return task_inputs.map_strings(x, self), None
     texts_a, texts_b = self._texts(x)
     labels = None if y is None else task_inputs.encode(y, self.task_config)
-    ds = features.text_dataset(texts_a, texts_b, labels, self.preprocessor,
-                               is_regression=self.is_regression,
-                               batch_size=batch_size)
-    if pad:
-      ds = distribute.padded_batches(ds, len(texts_a), batch_size)
-    if self._pads_dynamically(dynamic_padding):
-      ds = features.cut_padding(ds)
-    return ds, len(texts_a)
+    return text_batches.evaluation_batches(
+        texts_a, texts_b, labels, self.preprocessor, batch_size,
+        is_regression=self.is_regression, pad=pad,
+        cut=self._pads_dynamically(dynamic_padding)), len(texts_a)
 
   def _pads_dynamically(self, dynamic_padding, bucket_by_length=False):
     """`dynamic_padding`, or its default: on, except where shapes must stay

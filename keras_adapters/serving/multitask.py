@@ -37,8 +37,11 @@ from keras_adapters.serving.checks import check_packs
 
 
 class _Context:
-  """Holds the traced per-example task ids while a signature is traced."""
+  """Holds the traced per-example task ids while a signature is traced;
+  for a fan-out, also the task of each of the equal, contiguous row groups
+  (one group per task), so task layers multiply once per task."""
   task_ids = None
+  group_ids = None
 
 
 def _ids(layer, inputs):
@@ -52,10 +55,12 @@ class _TaskDense(tf_keras.layers.Dense):
   """Dense whose kernel/bias are gathered per example from [N, ...] stacks."""
 
   def call(self, inputs):
-    ids = _ids(self, inputs)
-    kernel = tf.gather(self._mt_stack["kernel"], ids)  # [B, in, out]
+    ids = self._mt_context.group_ids  # pylint: disable=protected-access
+    if ids is None:  # one kernel per example
+      ids = _ids(self, inputs)
+    kernel = tf.gather(self._mt_stack["kernel"], ids)  # [B or groups, in, out]
     shape = tf.shape(inputs)
-    x = tf.reshape(inputs, [shape[0], -1, shape[-1]])
+    x = tf.reshape(inputs, [tf.size(ids), -1, shape[-1]])
     y = tf.matmul(x, kernel)
     if self.use_bias:
       y += tf.gather(self._mt_stack["bias"], ids)[:, None, :]
@@ -194,16 +199,17 @@ class MultiTaskServer(tf.Module):
     with tf.control_dependencies([check]):
       return tf.identity(ids)
 
-  def _outputs(self, ids, word_ids, mask, type_ids, trunk_output=None):
+  def _outputs(self, ids, word_ids, mask, type_ids, trunk_output=None,
+               group_ids=None):
     inputs = dict(input_word_ids=word_ids, input_mask=mask,
                   input_type_ids=type_ids)
     if trunk_output is not None:
       inputs["trunk_output"] = trunk_output
-    self._context.task_ids = ids
+    self._context.task_ids, self._context.group_ids = ids, group_ids
     try:
       logits = self._model.value(inputs, training=False)
     finally:
-      self._context.task_ids = None
+      self._context.task_ids = self._context.group_ids = None
     is_reg = tf.gather(tf.constant(self.is_regression), ids)
     num_classes = tf.gather(tf.constant(self.num_classes, tf.int32), ids)
     valid = tf.range(tf.shape(logits)[1])[None, :] < num_classes[:, None]
@@ -258,7 +264,7 @@ class MultiTaskServer(tf.Module):
         tile(packed[1][key]), tile(packed[0][key]))
     outputs = self._outputs(tf.repeat(ids, tf.size(text_a)),
                             *[pick(k) for k in IDS],
-                            trunk_output=pick("trunk_output"))
+                            trunk_output=pick("trunk_output"), group_ids=ids)
     return {k: _text_major(v, tf.size(ids), tf.size(text_a))
             for k, v in outputs.items()}
 
