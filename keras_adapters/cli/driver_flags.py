@@ -143,6 +143,12 @@ def define_model_flags():
   flags.DEFINE_bool("do_lower_case", None, "Defaults to the model's casing.")
 
 
+def entry_point_of(main, module_name):
+  """The console-script function of the driver module `module_name`: runs
+  `main` with --help listing the driver's flags (run_with_help)."""
+  return lambda: run_with_help(main, module_name, __name__)
+
+
 def define_adapter_config_flags(flag_values=FLAGS):
   """One flag per AdapterConfig field that is a flag (config.flag_fields),
   its default, choices and help from the field."""

@@ -188,10 +188,8 @@ def run():
 main = driver_flags.main_with_clean_errors(run)
 
 
-def entry_point():
-  """The `keras-adapters-classifier` command (and `python run_classifier.py` at the
-  repository root)."""
-  driver_flags.run_with_help(main, __name__, driver_flags.__name__)
+# The `keras-adapters-classifier` command (and `python run_classifier.py` at the repository root).
+entry_point = driver_flags.entry_point_of(main, __name__)
 
 
 if __name__ == "__main__":
