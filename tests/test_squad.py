@@ -499,6 +499,12 @@ def test_span_labeler_modes():
   # embedding + 2 per block, 64 params each
   assert counts["adapter"] == counts["head"] + 4 * 292 + 5 * 64
   assert counts["full"] > counts["adapter"]
+  # leave_out=[0]: block 1's 2 adapters and 2 LayerNorms only
+  model, encoder = squad_model.build_span_labeler(
+      _tiny_encoder(100), AdapterConfig(adapter_size=4, leave_out=[0]))
+  assert sum(v.shape.num_elements() for v in model.trainable_variables) == (
+      counts["head"] + 2 * 292 + 2 * 64)
+  assert [len(b.adapters) for b in encoder.transformer_layers] == [0, 2]
 
 
 # --- run_squad.py end to end ---------------------------------------------------------
