@@ -65,14 +65,15 @@ def available_memory_bytes():
 
 
 def check_fits(size, available=None):
-  """UserInputError unless `size` bytes fit in 80 % of free memory."""
+  """UserInputError unless `size` bytes fit in 80 % of free memory (the
+  size is tokens x width, whatever the trunk's depth)."""
   available = available_memory_bytes() if available is None else available
   if size > 0.8 * available:
     raise UserInputError(
         f"the trunk cache needs {size / 2**30:.2f} GiB but "
         f"{available / 2**30:.2f} GiB of memory is free; store it as "
-        "float16 (--trunk_cache_dtype=float16), leave out fewer blocks, or "
-        "train without --trunk_cache")
+        "float16 (--trunk_cache_dtype=float16) or train without "
+        "--trunk_cache")
 
 
 def cache_key(model, features, depth, dtype):
